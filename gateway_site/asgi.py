@@ -1,0 +1,21 @@
+"""ASGI entry point: `gateway_site.asgi:application`, served by daphne.
+
+HTTP goes to Django (static files first, through ServeStatic); WebSocket routes join here later.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.asgi import get_asgi_application  # noqa: E402
+from servestatic import ServeStaticASGI  # noqa: E402
+
+django_app = get_asgi_application()
+
+application = ProtocolTypeRouter(
+    {"http": ServeStaticASGI(django_app, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL)}
+)

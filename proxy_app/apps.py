@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ProxyAppConfig(AppConfig):
+    name = "proxy_app"
+    verbose_name = "Gateway"

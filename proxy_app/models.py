@@ -1,0 +1,101 @@
+"""Upstreams, model mappings and the per-request usage ledger."""
+
+from __future__ import annotations
+
+import os
+
+from django.conf import settings
+from django.db import models
+
+from proxy_app import crypto
+
+
+class Upstream(models.Model):
+    class Kind(models.TextChoices):
+        GEMINI = "gemini", "Google Gemini (native REST)"
+        OPENAI = "openai", "OpenAI-compatible"
+
+    name = models.SlugField(max_length=64, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.GEMINI)
+    base_url = models.URLField(max_length=300)
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    api_key_env = models.CharField(
+        max_length=100, blank=True, help_text="Name of an environment variable holding the key."
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def set_api_key(self, plaintext: str) -> None:
+        self.api_key_encrypted = crypto.encrypt(plaintext)
+
+    def api_key(self) -> str:
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env, "")
+        return crypto.decrypt(self.api_key_encrypted)
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key_env or self.api_key_encrypted)
+
+
+class ModelMapping(models.Model):
+    alias = models.CharField(max_length=200, unique=True, help_text="The name clients send, e.g. gpt-4o.")
+    upstream = models.ForeignKey(
+        Upstream,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        help_text="Empty means the default Gemini upstream (GEMINI_API_KEY).",
+    )
+    upstream_model = models.CharField(max_length=200, help_text="e.g. gemini-2.5-flash")
+    hidden = models.BooleanField(default=False, help_text="Routable, but left out of model lists.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["alias"]
+
+    def __str__(self) -> str:
+        return f"{self.alias} → {self.upstream_model}"
+
+
+class UsageRecord(models.Model):
+    class TokenSource(models.TextChoices):
+        REPORTED = "reported"
+        ESTIMATED = "estimated"
+
+    created_at = models.DateTimeField(db_index=True)
+    request_id = models.CharField(max_length=128)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, on_delete=models.SET_NULL)
+    key_prefix = models.CharField(max_length=16, blank=True)
+    dialect = models.CharField(max_length=16)
+    endpoint = models.CharField(max_length=64)
+    requested_model = models.CharField(max_length=200, blank=True)
+    upstream_name = models.CharField(max_length=64, blank=True)
+    upstream_model = models.CharField(max_length=200, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    total_tokens = models.PositiveIntegerField(default=0)
+    token_source = models.CharField(max_length=16, choices=TokenSource.choices, default=TokenSource.REPORTED)
+    status = models.PositiveSmallIntegerField()
+    error_code = models.CharField(max_length=64, blank=True)
+    streamed = models.BooleanField(default=False)
+    client_disconnected = models.BooleanField(default=False)
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "created_at"]),
+            models.Index(fields=["requested_model", "created_at"]),
+            models.Index(fields=["status", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.requested_model} {self.status}"

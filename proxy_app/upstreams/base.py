@@ -1,0 +1,67 @@
+"""What every upstream client offers, and how transport failures become gateway errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+import orjson
+
+from proxy_app import hub
+from proxy_app.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    """An upstream as the request path sees it (from the DB or from GEMINI_* env variables)."""
+
+    name: str
+    kind: str
+    base_url: str
+    api_key: str
+
+
+class UpstreamClient:
+    def __init__(self, config: UpstreamConfig) -> None:
+        self.config = config
+
+    async def chat(self, req: hub.ChatRequest) -> hub.ChatResponse:
+        raise NotImplementedError
+
+    def stream_chat(self, req: hub.ChatRequest) -> AsyncIterator[hub.StreamEvent]:
+        raise NotImplementedError
+
+    async def embed(self, req: hub.EmbedRequest) -> hub.EmbedResponse:
+        raise NotImplementedError
+
+    async def list_models(self) -> list[hub.ModelInfo]:
+        raise NotImplementedError
+
+
+@contextmanager
+def upstream_failures(name: str) -> Iterator[None]:
+    """Map httpx failures: timeout → 504, cannot connect → 503, broken connection → 502."""
+    try:
+        yield
+    except httpx.TimeoutException:
+        raise UpstreamTimeout(f"upstream '{name}' did not answer in time") from None
+    except (httpx.ConnectError, httpx.PoolTimeout):
+        raise UpstreamUnavailable(f"could not connect to upstream '{name}'") from None
+    except httpx.TransportError as exc:
+        raise UpstreamError(f"connection to upstream '{name}' broke: {type(exc).__name__}") from None
+
+
+def json_body(response: httpx.Response, name: str) -> object:
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(f"upstream '{name}' sent a reply that is not JSON") from None
+
+
+def error_body(response: httpx.Response) -> object:
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.text[:500]

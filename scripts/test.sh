@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole suite: once on SQLite (the embedded default), then the database tests again on
+# real PostgreSQL when one answers (TEST_POSTGRES_URL, default the local server).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${VENV:-.venv}/bin
+export GATEWAY_VAR_DIR=${GATEWAY_VAR_DIR:-$(mktemp -d)}
+
+echo "== test suite on SQLite"
+env -u DATABASE_URL "$BIN/pytest" "$@"
+
+PG_URL=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+if "$BIN/python" - "$PG_URL" <<'PY'
+import sys, psycopg
+try:
+    psycopg.connect(sys.argv[1].replace("postgres://", "postgresql://", 1), connect_timeout=3).close()
+except Exception as exc:
+    print(f"SKIPPED the PostgreSQL pass: no PostgreSQL at {sys.argv[1]} ({type(exc).__name__}: {exc})")
+    sys.exit(1)
+PY
+then
+  echo "== database tests on PostgreSQL ($PG_URL)"
+  DATABASE_URL="$PG_URL" "$BIN/pytest" -m django_db "$@"
+fi

@@ -1,0 +1,165 @@
+"""Shared fixtures: users and keys, the fake Gemini upstream, and the gateway on a real socket.
+
+The only fake is the external upstream (tests/fakes/gemini.py), reached through the one shared
+outbound client's transport; everything of ours runs for real.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+
+from accounts import authentication
+from proxy_app import routing
+from proxy_app.upstreams import http as upstream_http
+from proxy_app.usage import writer
+from tests.fakes.gemini import FakeGemini
+
+UPSTREAM_KEY = "test-upstream-key"
+GEMINI_URL = "http://gemini.test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    authentication.clear_cache()
+    routing.clear_cache()
+    yield
+    authentication.clear_cache()
+    routing.clear_cache()
+
+
+@pytest.fixture
+def web_images() -> dict[str, tuple[bytes, str]]:
+    """Path -> (bytes, content type) served to the gateway for any non-Gemini host (image URLs)."""
+    return {}
+
+
+@pytest.fixture
+def fake_gemini(settings, web_images):
+    """The fake Gemini upstream, wired in as the default Gemini upstream (GEMINI_API_KEY)."""
+    fake = FakeGemini(api_key=UPSTREAM_KEY)
+    settings.GEMINI_API_KEY = UPSTREAM_KEY
+    settings.GEMINI_BASE_URL = GEMINI_URL
+
+    async def dispatch(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "gemini.test":
+            return await fake.handler(request)
+        if request.url.path in web_images:
+            data, content_type = web_images[request.url.path]
+            return httpx.Response(200, content=data, headers={"content-type": content_type})
+        return httpx.Response(404, text="not found")
+
+    upstream_http.set_transport(httpx.MockTransport(dispatch))
+    routing.clear_cache()
+    yield fake
+    upstream_http.set_transport(None)
+
+
+@pytest.fixture
+def user(transactional_db, django_user_model):
+    return django_user_model.objects.create_user(username="alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def issue(transactional_db):
+    """issue(user, **kwargs) -> secret, through the same service the admin and commands use."""
+    from accounts.services import issue_key
+
+    def _issue(owner, **kwargs) -> str:
+        return issue_key(owner, **kwargs)[1]
+
+    return _issue
+
+
+@pytest.fixture
+def api_key(user, issue) -> str:
+    return issue(user, name="laptop")
+
+
+@pytest.fixture
+def drain_usage(transactional_db):
+    """Write every queued usage row before the test's database goes away."""
+    yield
+    writer.flush(timeout=10)
+
+
+@pytest.fixture
+def usage_rows(drain_usage):
+    """Call to flush the usage writer and get every UsageRecord, oldest first."""
+    from proxy_app.models import UsageRecord
+
+    def _rows():
+        assert writer.flush(timeout=10), "usage writer did not flush in time"
+        return list(UsageRecord.objects.order_by("id"))
+
+    return _rows
+
+
+class _Server:
+    def __init__(self, app) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("gateway test server did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def _gateway_server():
+    from gateway_site.asgi import application
+
+    server = _Server(application)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gateway_url(_gateway_server, drain_usage) -> str:
+    """Base URL of the real gateway (ASGI app under uvicorn on a real socket)."""
+    return _gateway_server.url
+
+
+@pytest.fixture
+def openai_client(gateway_url, api_key, fake_gemini):
+    import openai
+
+    client = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=api_key, max_retries=0, timeout=20)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def mapping(transactional_db):
+    """mapping(alias, upstream_model, **kw): create a ModelMapping on the default Gemini upstream."""
+    from proxy_app.models import ModelMapping
+
+    def _map(alias: str, upstream_model: str = "gemini-2.5-flash", **kwargs):
+        m = ModelMapping.objects.create(alias=alias, upstream_model=upstream_model, **kwargs)
+        routing.clear_cache()
+        return m
+
+    return _map

@@ -1,0 +1,672 @@
+"""Pure building blocks of the fake Gemini API: catalogue, errors, validation, replies.
+
+Nothing here does I/O; `tests.fakes.gemini` wires these into an HTTP handler.
+Wire facts follow /work/shared/reference/gemini.md (section numbers in comments).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+# --------------------------------------------------------------------------- models (§12)
+
+_CHAT_METHODS = ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]
+
+
+def _chat_model(model_id: str, version: str, display: str, description: str, **extra: Any) -> dict:
+    return {
+        "name": f"models/{model_id}", "baseModelId": model_id, "version": version,
+        "displayName": display, "description": description,
+        "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
+        "supportedGenerationMethods": list(_CHAT_METHODS),
+        "temperature": 1, "topP": 0.95, "topK": 64, "maxTemperature": 2, "thinking": True,
+        **extra,
+    }
+
+
+def default_models() -> list[dict]:
+    """Model objects as GET /v1beta/models returns them (proto3: no default values)."""
+    flash_20 = _chat_model("gemini-2.0-flash", "2.0", "Gemini 2.0 Flash", "Gemini 2.0 Flash",
+                           outputTokenLimit=8192, topK=40)
+    del flash_20["thinking"]
+    return [
+        _chat_model("gemini-2.5-flash", "001", "Gemini 2.5 Flash",
+                    "Stable version of Gemini 2.5 Flash, our mid-size multimodal model that "
+                    "supports up to 1 million tokens, released in June of 2025."),
+        _chat_model("gemini-2.5-pro", "2.5", "Gemini 2.5 Pro",
+                    "Stable release (June 17th, 2025) of Gemini 2.5 Pro"),
+        _chat_model("gemini-3-flash-preview", "3-flash-preview-12-2025",
+                    "Gemini 3 Flash Preview", "Gemini 3 Flash Preview"),
+        flash_20,
+        {"name": "models/gemini-embedding-001", "version": "001",
+         "displayName": "Gemini Embedding 001",
+         "description": "Obtain a distributed representation of a text.",
+         "inputTokenLimit": 2048, "outputTokenLimit": 1,
+         "supportedGenerationMethods": ["embedContent", "countTextTokens", "countTokens",
+                                        "asyncBatchEmbedContent"]},
+    ]
+
+
+# Which supportedGenerationMethods entry an URL action needs.
+ACTION_METHOD = {
+    "generateContent": "generateContent", "streamGenerateContent": "generateContent",
+    "countTokens": "countTokens",
+    "embedContent": "embedContent", "batchEmbedContents": "embedContent",
+}
+
+# --------------------------------------------------------------------------- errors (§13)
+
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+    409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL",
+    501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
+}
+
+DEFAULT_MESSAGES = {
+    429: "You exceeded your current quota, please check your plan and billing details. For more "
+         "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
+    500: "An internal error has occurred. Please retry or report in "
+         "https://developers.generativeai.google/guide/troubleshooting",
+    503: "The model is overloaded. Please try again later.",
+    504: "The request timed out. Please try again.",
+}
+
+KEY_INVALID = "API key not valid. Please pass a valid API key."
+NO_KEY = ("Method doesn't allow unregistered callers (callers without established identity). "
+          "Please use API Key or other form of API consumer identity to call this API.")
+BEARER_REJECTED = ("Request had invalid authentication credentials. Expected OAuth 2 access token, "
+                   "login cookie or other valid authentication credential. See "
+                   "https://developers.google.com/identity/sign-in/web/devconsole-project.")
+
+
+class GoogleError(Exception):
+    """An error Google would answer with: HTTP status + google.rpc.Status body."""
+
+    def __init__(self, code: int, message: str | None = None, status: str | None = None,
+                 details: list[dict] | None = None) -> None:
+        self.code = code
+        self.message = message or DEFAULT_MESSAGES.get(code, "Request contains an invalid argument.")
+        self.status = status or STATUS_NAMES.get(code, "UNKNOWN")
+        self.details = details
+        super().__init__(f"{code} {self.status}: {self.message}")
+
+    def body(self) -> dict:
+        error: dict[str, Any] = {"code": self.code, "message": self.message, "status": self.status}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+def bad_request(message: str) -> GoogleError:
+    return GoogleError(400, message)
+
+
+def key_invalid() -> GoogleError:
+    """Exactly what Google sends for a wrong API key (HTTP 400, not 401)."""
+    return GoogleError(400, KEY_INVALID, details=[
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+         "domain": "googleapis.com",
+         "metadata": {"service": "generativelanguage.googleapis.com"}},
+        {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US",
+         "message": KEY_INVALID},
+    ])
+
+
+def bearer_rejected() -> GoogleError:
+    return GoogleError(401, BEARER_REJECTED, details=[
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+         "reason": "ACCESS_TOKEN_TYPE_UNSUPPORTED", "domain": "googleapis.com",
+         "metadata": {"service": "generativelanguage.googleapis.com",
+                      "method": "google.ai.generativelanguage.v1beta.GenerativeService"}}])
+
+
+def model_not_found(model: str, action: str, version: str = "v1beta") -> GoogleError:
+    return GoogleError(404, f"models/{model} is not found for API version {version}, or is not "
+                            f"supported for {action}. Call ListModels to see the list of available "
+                            "models and their supported methods.")
+
+
+def scripted_error(status: int = 500, message: str | None = None, status_name: str | None = None,
+                   details: list[dict] | None = None, retry_delay: str | None = None,
+                   model: str = "gemini-2.5-flash") -> GoogleError:
+    """An upstream failure; 429 gets Google's QuotaFailure + Help + RetryInfo details."""
+    if status == 429 and details is None:
+        retry_delay = retry_delay or "37s"
+        details = [
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+                "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                "quotaDimensions": {"location": "global", "model": model}, "quotaValue": "10"}]},
+            {"@type": "type.googleapis.com/google.rpc.Help", "links": [{
+                "description": "Learn more about Gemini API quotas",
+                "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+        ]
+    if retry_delay:
+        details = [*(details or []),
+                   {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}]
+    return GoogleError(status, message, status_name, details)
+
+
+# --------------------------------------------------------------------------- request parsing (§2)
+
+# Values under these keys are free-form JSON: their own keys are never rewritten.
+_FREE_FORM = {"args", "response", "parametersJsonSchema", "responseJsonSchema", "example",
+              "default", "partMetadata", "labels"}
+
+
+def camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest) if rest and head else key
+
+
+def normalise(value: Any) -> Any:
+    """snake_case and camelCase keys are both accepted at any depth: read everything as camel."""
+    if isinstance(value, list):
+        return [normalise(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        key = camel(key)
+        if key in _FREE_FORM:
+            out[key] = item
+        elif key == "properties" and isinstance(item, dict):  # property names are user data
+            out[key] = {name: normalise(schema) for name, schema in item.items()}
+        else:
+            out[key] = normalise(item)
+    return out
+
+
+def tokens(chars: int) -> int:
+    return math.ceil(chars / 4)
+
+
+def contents_chars(contents: list[dict], system: dict | None = None) -> int:
+    chars = 0
+    for content in [*(contents or []), *([system] if system else [])]:
+        for part in content.get("parts") or []:
+            chars += len(part.get("text") or "")
+            if "functionCall" in part:
+                chars += len(json.dumps(part["functionCall"].get("args") or {}))
+            if "functionResponse" in part:
+                chars += len(json.dumps(part["functionResponse"].get("response") or {}))
+    return chars
+
+
+def last_user_text(contents: list[dict]) -> str:
+    for content in reversed(contents):
+        if content.get("role", "user") == "user":
+            texts = [p["text"] for p in content.get("parts") or [] if isinstance(p.get("text"), str)]
+            if texts:
+                return "".join(texts)
+    return ""
+
+
+def function_responses(contents: list[dict]) -> list[dict]:
+    """functionResponse parts of the last content when it is a user turn, else []."""
+    last = contents[-1]
+    if last.get("role", "user") != "user":
+        return []
+    return [p["functionResponse"] for p in last.get("parts") or [] if "functionResponse" in p]
+
+
+# --------------------------------------------------------------------------- validation (§2-§4)
+
+TOP_LEVEL = {"contents", "model", "systemInstruction", "tools", "toolConfig", "safetySettings",
+             "generationConfig", "cachedContent", "serviceTier", "store"}
+GENERATION_CONFIG = {
+    "stopSequences", "responseMimeType", "responseSchema", "responseJsonSchema",
+    "responseModalities", "candidateCount", "maxOutputTokens", "temperature", "topP", "topK",
+    "seed", "presencePenalty", "frequencyPenalty", "responseLogprobs", "logprobs",
+    "enableEnhancedCivicAnswers", "speechConfig", "thinkingConfig", "imageConfig",
+    "mediaResolution",
+}
+_DATA_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse",
+                "executableCode", "codeExecutionResult")
+_SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
+PAIRING = ("Please ensure that the number of function response parts is equal to the number of "
+           "function call parts of the function call turn.")
+CALL_PLACEMENT = ("Please ensure that function call turn comes immediately after a user turn or "
+                  "after a function response turn.")
+RESPONSE_PLACEMENT = ("Please ensure that function response turn comes immediately after a "
+                      "function call turn.")
+SIGNATURE_MISSING = (
+    "Function call is missing a thought_signature in functionCall parts. This is required for "
+    "tools to work correctly, and missing thought_signature may lead to degraded model "
+    "performance. Additional data, function call `default_api:{name}` , position {position}. "
+    "Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.")
+
+
+def snake(key: str) -> str:
+    return _SNAKE.sub("_", key).lower()
+
+
+def reject_unknown(raw: dict, known: set[str], where: str | None = None) -> None:
+    for key in raw:
+        if camel(key) not in known:
+            at = f" at '{where}'" if where else ""
+            raise bad_request(f'Invalid JSON payload received. Unknown name "{key}"{at}: '
+                              "Cannot find field.")
+
+
+def validate_generate(raw: dict, req: dict, model: str) -> None:
+    """Raise GoogleError for the mistakes Google rejects cheaply and recognisably."""
+    reject_unknown(raw, TOP_LEVEL)
+    raw_config = next((v for k, v in raw.items() if camel(k) == "generationConfig"), None)
+    if isinstance(raw_config, dict):
+        reject_unknown(raw_config, GENERATION_CONFIG, "generation_config")
+    contents = req.get("contents")
+    if not contents:
+        raise bad_request("* GenerateContentRequest.contents: contents is not specified")
+    for index, content in enumerate(contents):
+        _validate_content(index, content)
+    _validate_function_turns(contents)
+    _validate_generation_config(req.get("generationConfig") or {}, model)
+    if model.startswith("gemini-3"):
+        _validate_signatures(contents)
+
+
+def _validate_content(index: int, content: dict) -> None:
+    if content.get("role", "user") not in ("user", "model"):
+        raise bad_request("Please use a valid role: user, model.")
+    parts = content.get("parts")
+    if not parts:
+        raise bad_request(f"* GenerateContentRequest.contents[{index}].parts: "
+                          "contents.parts must not be empty.")
+    for number, part in enumerate(parts):
+        present = [name for name in _DATA_FIELDS if part.get(name) is not None]
+        if not present:
+            raise bad_request(f"* GenerateContentRequest.contents[{index}].parts[{number}].data: "
+                              "required oneof field 'data' must have one initialized field")
+        if len(present) > 1:
+            raise bad_request("Invalid JSON payload received. Oneof field 'data' is already set. "
+                              f"Cannot set '{snake(present[1])}'")
+        for name, key in (("functionCall", "args"), ("functionResponse", "response")):
+            value = (part.get(name) or {}).get(key)
+            if value is not None and not isinstance(value, dict):
+                raise bad_request(
+                    f"Invalid value at 'contents[{index}].parts[{number}].{snake(name)}.{key}' "
+                    f"(type.googleapis.com/google.protobuf.Struct), {json.dumps(value)}")
+
+
+def _count(content: dict, name: str) -> int:
+    return sum(1 for part in content.get("parts") or [] if name in part)
+
+
+def _validate_function_turns(contents: list[dict]) -> None:
+    for index, content in enumerate(contents):
+        calls = _count(content, "functionCall") if content.get("role") == "model" else 0
+        answers = _count(content, "functionResponse")
+        if calls:
+            if index == 0 or contents[index - 1].get("role", "user") != "user":
+                raise bad_request(CALL_PLACEMENT)
+            if index + 1 < len(contents) and _count(contents[index + 1], "functionResponse") != calls:
+                raise bad_request(PAIRING)
+        if answers:
+            previous = contents[index - 1] if index else {}
+            if previous.get("role") != "model" or not _count(previous, "functionCall"):
+                raise bad_request(RESPONSE_PLACEMENT)
+
+
+def _validate_generation_config(config: dict, model: str) -> None:
+    seed = config.get("seed")
+    if seed is not None and not -2**31 <= int(seed) < 2**31:
+        raise bad_request(f"Invalid value at 'generation_config.seed' (TYPE_INT32), {seed}")
+    stops = config.get("stopSequences")
+    if stops is not None and not 1 <= len(stops) <= 5:
+        raise bad_request(f"Unable to submit request because it has a stopSequences value of "
+                          f"{len(stops)} but the supported range is from 1 (inclusive) to 6 "
+                          "(exclusive). Update the value and try again.")
+    thinking = config.get("thinkingConfig") or {}
+    if "thinkingBudget" in thinking and "thinkingLevel" in thinking:
+        raise bad_request("thinking_budget and thinking_level are not supported together.")
+    if "thinkingLevel" in thinking and not model.startswith("gemini-3"):
+        raise bad_request("Thinking level is not supported for this model.")
+
+
+def _validate_signatures(contents: list[dict]) -> None:
+    """Gemini 3 checks the first functionCall of every model step in the current turn (§3.2)."""
+    start = 0
+    for index, content in enumerate(contents):  # current turn: after the last real user message
+        if content.get("role", "user") == "user" and not _count(content, "functionResponse"):
+            start = index
+    for index in range(start, len(contents)):
+        calls = [p for p in contents[index].get("parts") or [] if "functionCall" in p]
+        if contents[index].get("role") == "model" and calls and not calls[0].get("thoughtSignature"):
+            raise bad_request(SIGNATURE_MISSING.format(name=calls[0]["functionCall"].get("name"),
+                                                       position=index + 1))
+
+
+# --------------------------------------------------------------------------- replies (§8)
+
+@dataclass
+class Candidate:
+    """One answer. `parts` are wire parts; `chunks` optionally fixes how text streams."""
+
+    parts: list[dict]
+    finish_reason: str | None = "STOP"
+    finish_message: str | None = None
+    has_content: bool = True
+    extras: dict = field(default_factory=dict)   # e.g. avgLogprobs, logprobsResult, safetyRatings
+    chunks: list[str] | None = None
+
+    def visible_chars(self, parts: list[dict] | None = None) -> int:
+        chars = 0
+        for part in self.parts if parts is None else parts:
+            if "text" in part and not part.get("thought"):
+                chars += len(part["text"])
+            elif "functionCall" in part:
+                chars += len(json.dumps(part["functionCall"]))
+        return chars
+
+
+@dataclass
+class Generation:
+    candidates: list[Candidate]
+    prompt_tokens: int
+    thoughts_tokens: int = 0
+    block_reason: str | None = None
+
+
+def signature_for(model: str, name: str) -> str:
+    return base64.b64encode(hashlib.sha256(f"{model}/{name}".encode()).digest()).decode()
+
+
+def value_for_schema(schema: Any, name: str = "") -> Any:
+    """A plausible value for a (JSON or OpenAPI-subset) schema."""
+    if not isinstance(schema, dict):
+        return f"sample {name}".strip()
+    for key in ("anyOf", "oneOf"):
+        options = [s for s in schema.get(key) or [] if str(s.get("type", "")).lower() != "null"]
+        if options:
+            return value_for_schema(options[0], name)
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if str(k).lower() != "null"), "null")
+    kind = str(kind).lower()
+    if kind == "object":
+        return {key: value_for_schema(sub, key) for key, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [value_for_schema(schema.get("items"), name)]
+    if kind in ("integer", "number"):
+        base = 1 if kind == "integer" else 1.5
+        return max(base, schema.get("minimum", base))
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    if schema.get("format") == "date-time":
+        return "2025-01-01T00:00:00Z"
+    return f"sample {name}".strip()
+
+
+def logprobs_for(text: str, top: int = 0) -> dict:
+    steps = re.findall(r"\S+\s*", text) or [text]
+    chosen = [{"token": token, "tokenId": int(hashlib.sha256(token.encode()).hexdigest()[:6], 16),
+               "logProbability": -0.05 * (i % 4 + 1)} for i, token in enumerate(steps)]
+    result: dict[str, Any] = {}
+    if top:
+        result["topCandidates"] = [
+            {"candidates": [c] + [{"token": f"alt{n}", "tokenId": n,
+                                   "logProbability": c["logProbability"] - n} for n in range(1, top)]}
+            for c in chosen]
+    result["chosenCandidates"] = chosen
+    total = sum(c["logProbability"] for c in chosen)
+    result["logProbabilitySum"] = total
+    return {"avgLogprobs": total / len(chosen), "logprobsResult": result}
+
+
+def _declarations(req: dict) -> list[dict]:
+    return [d for tool in req.get("tools") or [] for d in tool.get("functionDeclarations") or []]
+
+
+def _pick_function(req: dict, text: str) -> dict | None:
+    declared = _declarations(req)
+    calling = (req.get("toolConfig") or {}).get("functionCallingConfig") or {}
+    mode = str(calling.get("mode", "AUTO")).upper()
+    if not declared or mode == "NONE" or not (mode == "ANY" or text.startswith("CALL:")):
+        return None
+    allowed = calling.get("allowedFunctionNames")
+    usable = [d for d in declared if not allowed or d.get("name") in allowed] or declared
+    wanted = text[len("CALL:"):].strip().split(" ")[0] if text.startswith("CALL:") else ""
+    return next((d for d in usable if d.get("name") == wanted), usable[0])
+
+
+def call_part(model: str, name: str, args: dict, call_id: str | None = None,
+              signed: bool = False) -> dict:
+    call: dict[str, Any] = {"name": name, "args": args}
+    if call_id:
+        call["id"] = call_id
+    part: dict[str, Any] = {"functionCall": call}
+    if signed:
+        part["thoughtSignature"] = signature_for(model, name)
+    return part
+
+
+def _answer_text(req: dict, text: str) -> str:
+    """Default answer: JSON when asked for JSON, an echo otherwise."""
+    config = req.get("generationConfig") or {}
+    mime = config.get("responseMimeType", "text/plain")
+    schema = config.get("responseJsonSchema") or config.get("responseSchema")
+    if mime == "application/json":
+        value = value_for_schema(schema) if schema else {"text": text}
+        return json.dumps(value if value != {} else {"text": text})
+    if mime == "text/x.enum" and schema and schema.get("enum"):
+        return schema["enum"][0]
+    return "Hello from fake Gemini: " + text[:200]
+
+
+def _limit(text: str, config: dict) -> tuple[str, str]:
+    """Apply stopSequences (text cut, STOP) then maxOutputTokens (text cut, MAX_TOKENS)."""
+    for stop in config.get("stopSequences") or []:
+        if stop and stop in text:
+            text = text[:text.index(stop)]
+    limit = config.get("maxOutputTokens")
+    if limit is not None and tokens(len(text)) > int(limit):
+        return text[:int(limit) * 4], "MAX_TOKENS"
+    return text, "STOP"
+
+
+def default_generation(req: dict, model: str) -> Generation:
+    """What the fake says when nothing is scripted (deterministic; see FakeGemini docs)."""
+    config = req.get("generationConfig") or {}
+    contents = req["contents"]
+    prompt = tokens(contents_chars(contents, req.get("systemInstruction")))
+    text = last_user_text(contents)
+    answers = function_responses(contents)
+    function = None if answers else _pick_function(req, text)
+    thinking = config.get("thinkingConfig") or {}
+    thought = [{"text": "Thinking about it...", "thought": True}] if thinking.get("includeThoughts") else []
+    candidates = []
+    for index in range(int(config.get("candidateCount") or 1)):
+        if function is not None:
+            args = value_for_schema(function.get("parametersJsonSchema") or function.get("parameters") or {})
+            parts = [call_part(model, function["name"], args if isinstance(args, dict) else {},
+                               signed=model.startswith("gemini-3"))]
+            finish = "STOP"
+        else:
+            reply = ("Tool said: " + json.dumps([a.get("response") for a in answers])
+                     if answers else _answer_text(req, text))
+            reply, finish = _limit(reply + (f" (candidate {index + 1})" if index else ""), config)
+            parts = [{"text": reply}]
+        candidate = Candidate([*thought, *parts], finish)
+        if config.get("responseLogprobs") and function is None:
+            candidate.extras.update(logprobs_for(parts[0]["text"], int(config.get("logprobs") or 0)))
+        candidates.append(candidate)
+    thoughts = tokens(len(thought[0]["text"])) if thought else 0
+    return Generation(candidates, prompt, thoughts)
+
+
+# --------------------------------------------------------------------------- wire shapes (§8, §9)
+
+def usage(gen: Generation, candidate_tokens: int) -> dict:
+    """usageMetadata with proto3 omission of zero counts."""
+    out: dict[str, Any] = {"promptTokenCount": gen.prompt_tokens}
+    if candidate_tokens:
+        out["candidatesTokenCount"] = candidate_tokens
+    out["totalTokenCount"] = gen.prompt_tokens + candidate_tokens + gen.thoughts_tokens
+    if gen.prompt_tokens:
+        out["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": gen.prompt_tokens}]
+    if gen.thoughts_tokens:
+        out["thoughtsTokenCount"] = gen.thoughts_tokens
+    return {k: v for k, v in out.items() if v}
+
+
+def candidate_json(candidate: Candidate, index: int, parts: list[dict], final: bool) -> dict:
+    out: dict[str, Any] = {}
+    if candidate.has_content:
+        out["content"] = {"parts": parts, "role": "model"} if parts else {"role": "model"}
+    if final and candidate.finish_reason:
+        out["finishReason"] = candidate.finish_reason
+        if candidate.finish_message:
+            out["finishMessage"] = candidate.finish_message
+    if index:
+        out["index"] = index
+    if final:
+        out.update(candidate.extras)
+    return out
+
+
+def _envelope(gen: Generation, candidates: list[dict], candidate_tokens: int, model: str,
+              response_id: str, feedback: bool) -> dict:
+    out: dict[str, Any] = {}
+    if candidates:
+        out["candidates"] = candidates
+    if feedback and gen.block_reason:
+        out["promptFeedback"] = {"blockReason": gen.block_reason, "safetyRatings": [
+            {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]}
+    out["usageMetadata"] = usage(gen, candidate_tokens)
+    out["modelVersion"] = model
+    out["responseId"] = response_id
+    return out
+
+
+def response_json(gen: Generation, model: str, response_id: str) -> dict:
+    candidates = [candidate_json(c, i, c.parts, True) for i, c in enumerate(gen.candidates)]
+    total = sum(tokens(c.visible_chars()) for c in gen.candidates)
+    return _envelope(gen, candidates, total, model, response_id, True)
+
+
+def _pieces(candidate: Candidate, words_per_chunk: int) -> list[list[dict]]:
+    """Split a candidate's parts into stream deltas: text by words, calls whole and together."""
+    pieces: list[list[dict]] = []
+    for part in candidate.parts:
+        if "functionCall" in part:
+            if pieces and pieces[-1] and "functionCall" in pieces[-1][-1]:
+                pieces[-1].append(part)
+            else:
+                pieces.append([part])
+        elif "text" in part and not part.get("thought"):
+            words = candidate.chunks or re.findall(r"\S+\s*", part["text"]) or [part["text"]]
+            size = 1 if candidate.chunks else max(1, words_per_chunk)
+            texts = ["".join(words[i:i + size]) for i in range(0, len(words), size)]
+            extra = {k: v for k, v in part.items() if k != "text"}
+            pieces.extend([[{"text": t, **(extra if n == 0 else {})}] for n, t in enumerate(texts)])
+        else:
+            pieces.append([part])
+    return pieces
+
+
+def stream_events(gen: Generation, model: str, response_id: str, words_per_chunk: int) -> list[dict]:
+    """Stream chunks: only new parts each time, cumulative usage, finish on the last one."""
+    split = [_pieces(c, words_per_chunk) for c in gen.candidates]
+    count = max([1, *(len(p) for p in split)])
+    sent = [0] * len(gen.candidates)
+    events = []
+    for step in range(count):
+        candidates = []
+        for index, (candidate, pieces) in enumerate(zip(gen.candidates, split)):
+            last = max(len(pieces) - 1, 0)
+            if step > last:
+                continue
+            parts = pieces[step] if pieces else []
+            sent[index] += candidate.visible_chars(parts)
+            candidates.append(candidate_json(candidate, index, parts, step == last))
+        emitted = sum(tokens(chars) for chars in sent)
+        events.append(_envelope(gen, candidates, emitted, model, response_id, step == 0))
+    return events
+
+
+# --------------------------------------------------------------------------- scripted replies
+
+def _text_candidate(text: str, chunks: list[str] | None = None, finish: str = "STOP") -> Candidate:
+    return Candidate([{"text": text if chunks is None else "".join(chunks)}], finish, chunks=chunks)
+
+
+def scripted_generation(kind: str, kw: dict, req: dict, model: str) -> Generation:
+    """The Generation a content-shaping script asks for (kinds listed in SCRIPT_KINDS)."""
+    base = default_generation(req, model)
+    prompt = base.prompt_tokens
+    text, chunks = kw.get("text"), kw.get("chunks")
+    if kind == "text" or (kind in TRANSPORT_KINDS and (text or chunks)):
+        return Generation([_text_candidate(text or "", chunks, kw.get("finish_reason", "STOP"))],
+                          prompt)
+    if kind == "tool_calls":
+        parts = [{"text": text}] if text else []
+        signature = kw.get("signature")
+        for number, call in enumerate(kw["calls"]):
+            if isinstance(call, dict):
+                call = (call["name"], call.get("args"), call.get("id"))
+            name, args, call_id = (*call, None)[:3]
+            part = call_part(model, name, args or {}, call_id,
+                             signed=number == 0 and model.startswith("gemini-3") and signature is None)
+            if number == 0 and signature:
+                part["thoughtSignature"] = signature
+            parts.append(part)
+        return Generation([Candidate(parts)], prompt)
+    if kind == "thinking":
+        thought = kw.get("thought", "Let me think this through.")
+        answer: dict[str, Any] = {"text": text or "Hello from fake Gemini: thought about it."}
+        if kw.get("signature"):
+            answer["thoughtSignature"] = kw["signature"]
+        thoughts = kw.get("thoughts_tokens") or tokens(len(thought)) * 8
+        return Generation([Candidate([{"text": thought, "thought": True}, answer])], prompt, thoughts)
+    if kind == "blocked":
+        return Generation([], prompt, block_reason=kw.get("reason", "SAFETY"))
+    if kind == "finish":
+        reason = kw.get("reason", "SAFETY")
+        extras = {"safetyRatings": [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT",
+                                     "probability": "HIGH", "blocked": True}]} if reason == "SAFETY" else {}
+        return Generation([Candidate([], reason, kw.get("message"), has_content=False,
+                                     extras=extras)], prompt)
+    if kind == "max_tokens_no_parts":
+        limit = (req.get("generationConfig") or {}).get("maxOutputTokens") or 256
+        return Generation([Candidate([], "MAX_TOKENS")], prompt, kw.get("thoughts_tokens") or int(limit))
+    if kind == "logprobs":
+        candidate = base.candidates[0] if text is None else _text_candidate(text)
+        candidate.extras.update(logprobs_for(candidate.parts[-1].get("text", ""), kw.get("top", 2)))
+        return Generation([candidate], prompt, base.thoughts_tokens)
+    return base
+
+
+CONTENT_KINDS = {"text", "tool_calls", "thinking", "blocked", "finish", "max_tokens_no_parts",
+                 "logprobs"}
+TRANSPORT_KINDS = {"error", "raw", "break_midstream", "error_midstream", "slow"}
+SCRIPT_KINDS = CONTENT_KINDS | TRANSPORT_KINDS
+
+
+# --------------------------------------------------------------------------- embeddings (§11)
+
+def embedding_values(text: str, dims: int) -> list[float]:
+    """Deterministic vector in [-1, 1] derived from sha256 of the text."""
+    values: list[float] = []
+    counter = 0
+    while len(values) < dims:
+        digest = hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        values += [round(int.from_bytes(digest[i:i + 2], "big") / 32767.5 - 1, 6)
+                   for i in range(0, len(digest), 2)]
+        counter += 1
+    return values[:dims]
+
+
+def embed_text(request: dict) -> str:
+    parts = (request.get("content") or {}).get("parts") or []
+    return "".join(p.get("text") or "" for p in parts)
