@@ -832,6 +832,13 @@ def test_tool_call_response():
     }
 
 
+def test_huge_integers_in_arguments_still_render():
+    out = respond(hub.Choice(tool_calls=[hub.ToolCall("c", "f", {"big": 10**30, "s": "é"})]))
+    assert out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == (
+        '{"big":1000000000000000000000000000000,"s":"é"}'
+    )
+
+
 def test_thought_signature_round_trips_through_history():
     out = respond(hub.Choice(tool_calls=[hub.ToolCall("call_1", "f", {"a": 1}, thought_signature="s1")]))
     message = out["choices"][0]["message"]

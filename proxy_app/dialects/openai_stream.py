@@ -9,6 +9,7 @@ and re-exports everything public from here, so callers import one module.
 from __future__ import annotations
 
 import base64
+import json
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,11 +55,18 @@ def logprobs_dict(tokens: list[hub.TokenLogprob] | None) -> dict[str, Any] | Non
     return {"content": content, "refusal": None}
 
 
+def _compact_json(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson refuses ints beyond 64 bits; model output may still hold them
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def tool_call_dict(call: hub.ToolCall) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": call.id,
         "type": "function",
-        "function": {"name": call.name, "arguments": orjson.dumps(call.arguments).decode()},
+        "function": {"name": call.name, "arguments": _compact_json(call.arguments)},
     }
     if call.thought_signature:
         # Google's own compat endpoint uses this spot; clients echo it back (mapping.md §5.3).
