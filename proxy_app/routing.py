@@ -93,13 +93,15 @@ def _usable(config: UpstreamConfig | None) -> UpstreamConfig:
 
 
 async def resolve(model: str, identity: KeyIdentity) -> Route:
+    """Exact alias first; then `<alias or gemini model>:search` (Google Search grounding, seed 003)."""
     tbl = await table()
-    mapping = tbl.mappings.get(model)
-    if mapping is not None:
-        if not identity.allows(model):
-            raise Forbidden(f"This API key may not use the model '{model}'.")
-        return Route(_usable(mapping.upstream or tbl.default_gemini), mapping.upstream_model)
     base, grounding = (model[: -len(SEARCH_SUFFIX)], True) if model.endswith(SEARCH_SUFFIX) else (model, False)
+    mapping = tbl.mappings.get(model) or (tbl.mappings.get(base) if grounding else None)
+    if mapping is not None:
+        if not identity.allows(mapping.alias):
+            raise Forbidden(f"This API key may not use the model '{model}'.")
+        upstream = _usable(mapping.upstream or tbl.default_gemini)
+        return Route(upstream, mapping.upstream_model, grounding and mapping.alias != model)
     if base.startswith(GEMINI_PREFIXES):
         if not identity.allows(model) and not identity.allows(base):
             raise Forbidden(f"This API key may not use the model '{model}'.")

@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from accounts.authentication import AuthFailure, KeyIdentity, authenticate_secret, bearer_secret
 from proxy_app import hub, pipeline, usage
 from proxy_app.dialects import openai as oa
-from proxy_app.errors import GatewayError, NotFound, Unauthorized
+from proxy_app.errors import GatewayError, InvalidRequest, NotFound, Unauthorized
 from proxy_app.http import json_response, read_json, stream_response
 from proxy_app.usage import CallContext
 
@@ -42,6 +42,22 @@ class Dialect:
 
 
 OPENAI = Dialect("openai", lambda r: bearer_secret(r.headers.get("authorization", "")), oa.build_error, 'Bearer realm="gateway"')
+
+
+def only(method: str, dialect: Dialect, view):
+    """Allow one HTTP method; others get 405 in the dialect's error shape. No CSRF: keys, not cookies."""
+
+    async def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method != method:
+            err = InvalidRequest(f"Method {request.method} is not allowed here; use {method}.",
+                               code="method_not_allowed", status=405)
+            response = error_response(dialect, err)
+            response["Allow"] = method
+            return response
+        return await view(request, *args, **kwargs)
+
+    wrapped.csrf_exempt = True
+    return wrapped
 
 
 def error_response(dialect: Dialect, err: GatewayError) -> HttpResponse:

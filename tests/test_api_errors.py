@@ -292,3 +292,10 @@ def test_image_url_fetch_with_ssrf_guard(openai_client, fake_gemini, settings, w
     settings.IMAGE_FETCH_MAX_BYTES = 4
     with pytest.raises(openai.BadRequestError, match="larger than"):
         openai_client.chat.completions.create(model="gemini-2.5-flash", messages=image_url("http://127.0.0.1:9/cat.png"))
+
+
+def test_wrong_method_is_405_in_openai_shape(gateway_url, api_key):
+    resp = httpx.get(f"{gateway_url}/v1/chat/completions", headers={"authorization": f"Bearer {api_key}"})
+    assert resp.status_code == 405 and resp.headers["allow"] == "POST"
+    assert resp.json()["error"]["code"] == "method_not_allowed"
+    assert httpx.post(f"{gateway_url}/v1/models").status_code == 405

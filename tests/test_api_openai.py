@@ -281,3 +281,11 @@ def test_legacy_completions(openai_client, fake_gemini):
     assert resp.object == "text_completion" and "Say hi" in resp.choices[0].text
     chunks = list(openai_client.completions.create(model="gemini-2.5-flash", prompt="Say hi", stream=True))
     assert "".join(c.choices[0].text for c in chunks if c.choices).startswith("Hello")
+
+
+def test_search_suffix_on_mapped_alias(openai_client, fake_gemini, mapping):
+    mapping("gpt-4o", "gemini-2.5-pro")
+    openai_client.chat.completions.create(model="gpt-4o:search", messages=[{"role": "user", "content": "news"}])
+    sent = generate_requests(fake_gemini)[-1]
+    assert sent["path"] == "/v1beta/models/gemini-2.5-pro:generateContent"
+    assert {"googleSearch": {}} in sent["json"]["tools"]

@@ -27,11 +27,12 @@ def run(*args: str) -> str:
 
 
 def test_issue_token_prints_key_alone_on_last_line(settings):
-    db_name = settings.DATABASES["default"]["NAME"]
-    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{db_name}"}
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{db['NAME']}"
     else:
-        pytest.skip("subprocess check runs on the SQLite pass only (the test database name differs on PostgreSQL)")
+        url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    env = {**os.environ, "DATABASE_URL": url}
     proc = subprocess.run(
         [sys.executable, "manage.py", "issue_token", "bob", "--create-user", "--name", "ci", "--models", "gpt-4o,x"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,

@@ -1113,3 +1113,22 @@ def test_parse_error(status: int, body: Any, header: str | None, expected: tuple
     assert (type(error), error.status, error.code, error.message, error.retry_after) == expected
     assert error.param is None
     assert "AIza" not in error.message
+
+
+def test_assistant_text_then_separate_tool_call_message_is_one_model_turn():
+    req = ChatRequest(
+        model="m",
+        upstream_model="gemini-2.5-flash",
+        messages=[
+            Message(role="user", parts=[Part(type="text", text="q")]),
+            Message(role="assistant", parts=[Part(type="text", text="Let me check.")]),
+            Message(role="assistant", tool_calls=[ToolCall(id="call_1", name="f", arguments={"a": 1})]),
+            Message(role="tool", tool_call_id="call_1", name="f", parts=[Part(type="text", text="ok")]),
+        ],
+    )
+    contents = gemini.build_generate_request(req)["contents"]
+    assert [c["role"] for c in contents] == ["user", "model", "user"]
+    assert contents[1]["parts"] == [
+        {"text": "Let me check."},
+        {"functionCall": {"id": "call_1", "name": "f", "args": {"a": 1}}},
+    ]

@@ -162,10 +162,14 @@ def _tool_result(text: str) -> dict[str, Any]:
 
 def _merge_adjacent(contents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # Only text/media contents merge: a functionResponse turn must stay its own turn (§2.5).
+    # A plain model turn also absorbs a following model turn with calls: clients that send the
+    # text and the tool calls as two assistant messages would otherwise produce a call turn that
+    # does not follow a user turn, which Gemini rejects.
     merged: list[dict[str, Any]] = []
     for content in contents:
         last = merged[-1] if merged else None
-        if last and last["role"] == content["role"] and _is_plain(last) and _is_plain(content):
+        same_role = last is not None and last["role"] == content["role"]
+        if same_role and _is_plain(last) and (_is_plain(content) or content["role"] == "model"):
             last["parts"] = last["parts"] + content["parts"]
         else:
             merged.append(content)

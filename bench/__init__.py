@@ -1,0 +1,1 @@
+"""Loopback benchmark of the gateway against a direct-to-upstream baseline (`python -m bench`)."""
