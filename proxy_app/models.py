@@ -99,3 +99,12 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.requested_model} {self.status}"
+
+
+class ThoughtSignature(models.Model):
+    """Gemini 3 thought signatures by tool call id (mapping.md §5.3), for clients that drop
+    `extra_content` from tool calls they send back. Shared by every gateway process."""
+
+    tool_call_id = models.CharField(max_length=128, unique=True)
+    signature = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)

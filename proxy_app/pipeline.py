@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from django.conf import settings
 
 from accounts.authentication import KeyIdentity
-from proxy_app import hub, media, routing, usage
+from proxy_app import hub, media, routing, signatures, usage
 from proxy_app.errors import GatewayError, UpstreamError
 from proxy_app.upstreams import UpstreamClient, client_for
 from proxy_app.usage import CallContext
@@ -34,6 +34,8 @@ async def _prepare_chat(req: hub.ChatRequest, identity: KeyIdentity, ctx: CallCo
     route, client = await _route(req.model, identity, ctx)
     req.upstream_model, req.grounding = route.upstream_model, route.grounding
     await media.inline_media_urls(req.messages)
+    if route.upstream.kind == "gemini" and req.upstream_model.startswith("gemini-3"):
+        await signatures.restore(req.messages)
     return client
 
 
@@ -46,6 +48,7 @@ async def chat(req: hub.ChatRequest, identity: KeyIdentity, ctx: CallContext) ->
         usage.record(ctx, status=err.status, usage=resp.usage, error_code=err.code)
         raise err
     usage.record(ctx, status=200, usage=resp.usage)
+    signatures.remember(call for choice in resp.choices for call in choice.tool_calls)
     return resp
 
 
@@ -71,6 +74,7 @@ async def _tallied(
         while True:
             tally.add(event)
             _raise_for_failed_choice(event)
+            signatures.remember(call for delta in event.deltas for call in delta.tool_calls)
             if tally.output_chars:
                 ctx.mark_first_token()
             yield event

@@ -98,6 +98,7 @@ class UsageWriter:
         self._start_lock = threading.Lock()
 
     def submit(self, row: dict) -> None:
+        """Queue a row: a UsageRecord's fields, or {"signature": (tool_call_id, signature)}."""
         self._ensure_started()
         with self._cond:
             self._submitted += 1
@@ -162,10 +163,15 @@ class UsageWriter:
             self._cond.notify_all()
 
 
-def write_rows(rows: list[dict]) -> None:
+def write_rows(items: list[dict]) -> None:
     from accounts.models import ApiKey
-    from proxy_app.models import UsageRecord
+    from proxy_app.models import ThoughtSignature, UsageRecord
 
+    signatures = [ThoughtSignature(tool_call_id=i["signature"][0], signature=i["signature"][1])
+                  for i in items if "signature" in i]
+    if signatures:
+        ThoughtSignature.objects.bulk_create(signatures, ignore_conflicts=True)
+    rows = [i for i in items if "signature" not in i]
     UsageRecord.objects.bulk_create([UsageRecord(**row) for row in rows])
     last_used: dict[int, datetime] = {}
     for row in rows:

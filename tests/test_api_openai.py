@@ -289,3 +289,32 @@ def test_search_suffix_on_mapped_alias(openai_client, fake_gemini, mapping):
     sent = generate_requests(fake_gemini)[-1]
     assert sent["path"] == "/v1beta/models/gemini-2.5-pro:generateContent"
     assert {"googleSearch": {}} in sent["json"]["tools"]
+
+
+def test_gemini3_thought_signatures_round_trip(openai_client, fake_gemini, usage_rows):
+    fake_gemini.script("tool_calls", calls=[("get_weather", {"city": "Lima"}, None)])
+    first = openai_client.chat.completions.create(
+        model="gemini-3-flash-preview", messages=[{"role": "user", "content": "Lima?"}], tools=TOOLS
+    )
+    call = first.choices[0].message.tool_calls[0]
+    signature = call.model_extra["extra_content"]["google"]["thought_signature"]
+    assert signature and signature != "skip_thought_signature_validator"
+
+    def history(tool_call: dict) -> list[dict]:
+        return [
+            {"role": "user", "content": "Lima?"},
+            {"role": "assistant", "content": None, "tool_calls": [tool_call]},
+            {"role": "tool", "tool_call_id": call.id, "content": "warm"},
+        ]
+
+    # A client that echoes extra_content back.
+    openai_client.chat.completions.create(model="gemini-3-flash-preview", messages=history(call.model_dump()), tools=TOOLS)
+    sent = generate_requests(fake_gemini)[-1]["json"]["contents"][1]["parts"][0]
+    assert sent["thoughtSignature"] == signature
+
+    # A client that drops unknown fields: the gateway restores the signature it remembered.
+    usage_rows()  # lets the background writer store the signature
+    bare = {"id": call.id, "type": "function", "function": {"name": "get_weather", "arguments": call.function.arguments}}
+    openai_client.chat.completions.create(model="gemini-3-flash-preview", messages=history(bare), tools=TOOLS)
+    sent = generate_requests(fake_gemini)[-1]["json"]["contents"][1]["parts"][0]
+    assert sent["thoughtSignature"] == signature
