@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.load import Run, direct_target, gateway_target, measure
+from bench.load import Run, Target, direct_target, gateway_target, measure
 from bench.report import machine, save, table
 from bench.servers import Stack
 
@@ -29,6 +29,7 @@ class Plan:
     stream_concurrency: int = 16
     time_cap: float = 10.0       # seconds per concurrent run; sequential runs get twice that
     chunk_delay: float = 0.0     # seconds between the fake upstream's SSE events
+    shared_client: bool = False  # one httpx client for all workers instead of one per worker
 
 
 def parse_plan(argv: list[str] | None) -> Plan:
@@ -40,17 +41,21 @@ def parse_plan(argv: list[str] | None) -> Plan:
                         "the concurrent-stream run uses half)")
     parser.add_argument("--chunk-delay", type=float, default=0.0,
                         help="seconds between the fake upstream's streamed events (default 0)")
+    parser.add_argument("--shared-client", action="store_true",
+                        help="one httpx.AsyncClient shared by all workers (its pool costs the load "
+                        "generator several times more CPU; see bench/README.md)")
     args = parser.parse_args(argv)
     plan = Plan(30, 20, 300, 32, 100, 16, 3.0) if args.quick else Plan()
     if args.requests:
         plan.requests, plan.concurrent_streams = args.requests, max(args.requests // 3, 1)
     if args.concurrency:
         plan.concurrency, plan.stream_concurrency = args.concurrency, max(args.concurrency // 2, 1)
-    plan.chunk_delay = args.chunk_delay
+    plan.chunk_delay, plan.shared_client = args.chunk_delay, args.shared_client
     return plan
 
 
-async def run_all(plan: Plan, stack: Stack) -> dict[tuple[str, str], Run]:
+async def run_all(plan: Plan, stack: Stack) -> tuple[dict[tuple[str, str], Run], Target]:
+    """Every scenario, direct then gateway; also returns the gateway target (its `sent` count)."""
     targets = [direct_target(stack.fake_url), gateway_target(stack.gateway_url, stack.api_key)]
     scenarios = [  # name, streamed, count, workers, time cap
         ("sequential", False, plan.sequential, 1, 2 * plan.time_cap),
@@ -63,11 +68,10 @@ async def run_all(plan: Plan, stack: Stack) -> dict[tuple[str, str], Run]:
         for target in targets:
             print(f"  {name:<18} {target.name:<8} {count} x {workers} worker(s) ...", end="", flush=True, file=sys.stderr)
             run = await measure(name, target, stream=stream, count=count, workers=workers,
-                                time_cap=cap, pids=stack.pids())
+                                time_cap=cap, pids=stack.pids(), shared_client=plan.shared_client)
             runs[name, target.name] = run
             print(f" {run.ok}/{run.sent} ok in {run.seconds:.1f}s", file=sys.stderr)
-    runs["gateway_sent"] = targets[1]  # type: ignore[assignment]  # popped by main()
-    return runs
+    return runs, targets[1]
 
 
 def check_usage(stack: Stack, gateway_sent: int, gateway_ok: int) -> dict:
@@ -93,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(f"Starting the fake upstream and the gateway in {tmp} ...", file=sys.stderr)
             stack.start()
-            runs = asyncio.run(run_all(plan, stack))
-            gateway = runs.pop("gateway_sent")  # type: ignore[call-overload]
+            runs, gateway = asyncio.run(run_all(plan, stack))
             ok = sum(run.ok for key, run in runs.items() if key[1] == "gateway")
             usage = check_usage(stack, gateway.sent, ok)
         except KeyboardInterrupt:
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         finally:
             stack.stop_all()
-    print(table(runs, facts, usage))
+    print(table(runs, facts, usage, plan.shared_client))
     path = save({"finished": datetime.now(timezone.utc).isoformat(), "seconds": time.monotonic() - started,
                  "machine": facts, "plan": asdict(plan), "runs": list(runs.values()), "usage": usage})
     print(f"\nWhole run: {time.monotonic() - started:.0f} s. Full results: {path}")

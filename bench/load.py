@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import statistics
 import time
@@ -131,16 +132,16 @@ async def call(client: httpx.AsyncClient, target: Target, stream: bool) -> tuple
     return (time.perf_counter() - started) * 1000, (first - started) * 1000
 
 
-async def _pool(client: httpx.AsyncClient, target: Target, stream: bool, count: int, workers: int,
+async def _pool(clients: list[httpx.AsyncClient], target: Target, stream: bool, count: int,
                 time_cap: float, run: Run | None) -> int:
-    """`workers` loops share `count` requests until done or `time_cap` s pass; returns errors."""
+    """One loop per client shares `count` requests until done or `time_cap` s pass; returns errors."""
     deadline = time.perf_counter() + time_cap
     issued = errors = 0
     latencies: list[float] = []
     firsts: list[float] = []
     kinds: Counter[str] = Counter()
 
-    async def worker() -> None:
+    async def worker(client: httpx.AsyncClient) -> None:
         nonlocal issued, errors
         while issued < count and time.perf_counter() < deadline:
             issued += 1
@@ -154,7 +155,7 @@ async def _pool(client: httpx.AsyncClient, target: Target, stream: bool, count: 
             if first is not None:
                 firsts.append(first)
 
-    await asyncio.gather(*(worker() for _ in range(workers)))
+    await asyncio.gather(*(worker(client) for client in clients))
     if run is not None:
         run.sent, run.ok, run.errors = issued, len(latencies), errors
         run.latency_ms, run.ttft_ms, run.error_kinds = summary(latencies), summary(firsts), dict(kinds)
@@ -162,16 +163,25 @@ async def _pool(client: httpx.AsyncClient, target: Target, stream: bool, count: 
 
 
 async def measure(scenario: str, target: Target, *, stream: bool, count: int, workers: int,
-                  time_cap: float, pids: dict[str, int]) -> Run:
-    """Warm up a fresh keep-alive client, then run the scenario and return its figures."""
+                  time_cap: float, pids: dict[str, int], shared_client: bool = False) -> Run:
+    """Warm up fresh keep-alive clients, then run the scenario and return its figures.
+
+    Each worker gets its own client (one kept-alive connection) unless `shared_client`: with
+    httpcore 1.0.9 one pool of 32 connections costs the load generator ~3.4 ms of CPU per
+    request instead of ~0.7 (encode/httpcore#1035), so it would measure itself, not the servers.
+    """
     run = Run(scenario, target.name, stream, workers, count)
-    limits = httpx.Limits(max_connections=workers + 8, max_keepalive_connections=workers + 8)
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0)) as client:
-        run.warmup_errors = await _pool(client, target, stream, max(2 * workers, 10), workers, 10.0, None)
+    size = workers + 8 if shared_client else 1
+    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+    async with contextlib.AsyncExitStack() as stack:
+        opened = [await stack.enter_async_context(httpx.AsyncClient(limits=limits, timeout=60.0))
+                  for _ in range(1 if shared_client else workers)]
+        clients = opened * workers if shared_client else opened
+        run.warmup_errors = await _pool(clients, target, stream, max(2 * workers, 10), 10.0, None)
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         own_before = time.process_time()
         started = time.perf_counter()
-        await _pool(client, target, stream, count, workers, time_cap, run)
+        await _pool(clients, target, stream, count, time_cap, run)
         run.seconds = time.perf_counter() - started
     run.per_second = run.ok / run.seconds if run.seconds else 0.0
     cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}

@@ -49,7 +49,7 @@ def _row(label: str, direct: float | None, gateway: float | None, unit: str) -> 
     return f"{label:<44}{_fmt(direct, unit):>11}{_fmt(gateway, unit):>11}{ratio:>10}{added:>13}"
 
 
-def table(runs: dict[tuple[str, str], Run], machine_facts: dict, usage: dict) -> str:
+def table(runs: dict[tuple[str, str], Run], machine_facts: dict, usage: dict, shared_client: bool) -> str:
     def pair(scenario: str) -> tuple[Run, Run]:
         return runs[scenario, "direct"], runs[scenario, "gateway"]
 
@@ -60,7 +60,9 @@ def table(runs: dict[tuple[str, str], Run], machine_facts: dict, usage: dict) ->
         f"Django {machine_facts['versions']['django']}, daphne {machine_facts['versions']['daphne']}, "
         f"httpx {machine_facts['versions']['httpx']}, load average at start "
         f"{', '.join(f'{x:.2f}' for x in machine_facts['loadavg_at_start'])}.",
-        "The load generator (this process, one asyncio loop, httpx) shares those CPUs with the fake "
+        f"The load generator (this process: one asyncio loop, "
+        f"{'one httpx client shared by all workers' if shared_client else 'one keep-alive httpx client per worker'}) "
+        "shares those CPUs with the fake "
         "upstream (one daphne process) and the gateway (one daphne process): all figures are on loopback "
         "and include that contention, so read the ratios rather than the absolute numbers.",
         "",

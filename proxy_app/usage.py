@@ -27,6 +27,7 @@ from proxy_app import hub
 
 log = logging.getLogger(__name__)
 MAX_WRITE_ATTEMPTS = 20
+_FLUSH_NOW: dict = {}  # sentinel queued by flush()
 
 
 @dataclass
@@ -107,6 +108,7 @@ class UsageWriter:
     def flush(self, timeout: float = 10.0) -> bool:
         """Block until everything submitted so far is written (or dropped after retries)."""
         deadline = time.monotonic() + timeout
+        self._queue.put(_FLUSH_NOW)  # wakes the writer out of its batching wait
         with self._cond:
             target = self._submitted
             while self._done < target:
@@ -130,20 +132,19 @@ class UsageWriter:
                 self._write_with_retry(batch)
 
     def _collect(self) -> list[dict]:
+        """Wait for a first row, then gather more for up to one flush interval (or a flush call)."""
         batch: list[dict] = []
-        try:
-            batch.append(self._queue.get(timeout=settings.USAGE_FLUSH_SECONDS))
-        except queue.Empty:
-            return batch
-        deadline = time.monotonic() + settings.USAGE_FLUSH_SECONDS
+        deadline = None
         while len(batch) < settings.USAGE_BATCH_SIZE:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
+            timeout = settings.USAGE_FLUSH_SECONDS if deadline is None else deadline - time.monotonic()
             try:
-                batch.append(self._queue.get(timeout=remaining))
+                item = self._queue.get(timeout=max(timeout, 0))
             except queue.Empty:
                 break
+            if item is _FLUSH_NOW:
+                break
+            batch.append(item)
+            deadline = deadline or time.monotonic() + settings.USAGE_FLUSH_SECONDS
         return batch
 
     def _write_with_retry(self, batch: list[dict]) -> None:
