@@ -74,7 +74,7 @@ async def run_all(plan: Plan, stack: Stack) -> tuple[dict[tuple[str, str], Run],
     return runs, targets[1]
 
 
-def check_usage(stack: Stack, gateway_sent: int, gateway_ok: int) -> dict:
+def check_usage(stack: Stack, gateway_sent: int, measured: int) -> dict:
     """Usage rows counted by the gateway vs requests we sent: 1 s after the load, then after SIGTERM."""
     try:
         time.sleep(1.0)
@@ -83,7 +83,7 @@ def check_usage(stack: Stack, gateway_sent: int, gateway_ok: int) -> dict:
         after = stack.usage_totals()["requests"]
     except Exception as exc:  # reported, never fatal: the figures above still stand
         return {"error": f"{type(exc).__name__}: {exc}", "sent": gateway_sent}
-    return {"sent": gateway_sent, "ok": gateway_ok, "recorded_live": live,
+    return {"sent": gateway_sent, "measured": measured, "recorded_live": live,
             "recorded_after_stop": after, "gateway_exit": exit_code}
 
 
@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Starting the fake upstream and the gateway in {tmp} ...", file=sys.stderr)
             stack.start()
             runs, gateway = asyncio.run(run_all(plan, stack))
-            ok = sum(run.ok for key, run in runs.items() if key[1] == "gateway")
-            usage = check_usage(stack, gateway.sent, ok)
+            measured = sum(run.sent for key, run in runs.items() if key[1] == "gateway")
+            usage = check_usage(stack, gateway.sent, measured)
         except KeyboardInterrupt:
             print("\nInterrupted; stopping the servers.", file=sys.stderr)
             return 130

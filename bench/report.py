@@ -102,8 +102,9 @@ def usage_line(usage: dict) -> str:
     missing = usage["sent"] - usage["recorded_after_stop"]
     verdict = "OK: every request recorded" if missing == 0 else (
         f"MISMATCH: {abs(missing)} {'missing' if missing > 0 else 'extra'} usage row(s)")
-    return (f"Usage check: {usage['sent']} requests sent through the gateway (warm-ups included, "
-            f"{usage['ok']} good answers); usage_report counted {usage['recorded_live']} 1 s after "
+    return (f"Usage check: {usage['sent']} requests sent through the gateway ({usage['measured']} "
+            f"measured + {usage['sent'] - usage['measured']} warm-up); usage_report counted "
+            f"{usage['recorded_live']} 1 s after "
             f"the load and {usage['recorded_after_stop']} after a graceful stop "
             f"(gateway exit code {usage['gateway_exit']}) -> {verdict}.")
 

@@ -14,8 +14,10 @@ from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
+from gateway_site.middleware import RequestIdASGI  # noqa: E402
+
 django_app = get_asgi_application()
 
 application = ProtocolTypeRouter(
-    {"http": ServeStaticASGI(django_app, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL)}
+    {"http": RequestIdASGI(ServeStaticASGI(django_app, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL))}
 )

@@ -1,4 +1,4 @@
-"""Two small async middlewares: the request id on every response, and admin-only wrapping.
+"""The request id on every response (an ASGI wrapper), and admin-only Django middlewares.
 
 Django's built-in middlewares are sync-style `MiddlewareMixin` classes: each costs thread hops per
 request (libraries.md finding 2). The proxy routes need none of them (no sessions, cookies or
@@ -26,21 +26,31 @@ def is_proxy_path(path: str) -> bool:
     return path.startswith(PROXY_PREFIXES)
 
 
-@async_only_middleware
-def request_id(get_response):
-    """Use the client's `x-request-id` when it is sane, else a fresh one; echo it on the response."""
+class RequestIdASGI:
+    """ASGI wrapper: every HTTP response (static files included) carries `x-request-id`.
 
-    async def middleware(request):
-        given = request.headers.get("x-request-id", "")
+    The client's own id is kept when it is sane, else a fresh one is made; either way it is put
+    back into the request headers, so views read it as `request.headers["x-request-id"]`.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
         rid = given if _CLIENT_ID.match(given) else f"req_{uuid.uuid4().hex}"
-        request.request_id = rid
         current_request_id.set(rid)
-        response = await get_response(request)
-        response["x-request-id"] = rid
-        return response
+        headers = [(k, v) for k, v in scope["headers"] if k != b"x-request-id"]
+        scope = {**scope, "headers": [*headers, (b"x-request-id", rid.encode())]}
 
-    markcoroutinefunction(middleware)
-    return middleware
+        async def send_with_id(message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 def _admin_only(path: str):

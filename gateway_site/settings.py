@@ -117,7 +117,6 @@ INSTALLED_APPS = [
 # Proxy routes skip the admin-only middlewares entirely (no thread hops on the hot path,
 # libraries.md finding 2); see gateway_site/middleware.py.
 MIDDLEWARE = [
-    "gateway_site.middleware.request_id",
     "gateway_site.middleware.admin_only_security",
     "gateway_site.middleware.admin_only_sessions",
     "gateway_site.middleware.admin_only_common",

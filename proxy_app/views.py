@@ -70,7 +70,7 @@ def error_response(dialect: Dialect, err: GatewayError) -> HttpResponse:
 
 
 async def serve(request: HttpRequest, dialect: Dialect, endpoint: str, operation: Operation) -> HttpResponse:
-    ctx = CallContext(dialect=dialect.name, endpoint=endpoint, request_id=getattr(request, "request_id", ""))
+    ctx = CallContext(dialect=dialect.name, endpoint=endpoint, request_id=request.headers.get("x-request-id", ""))
     try:
         try:
             identity = await authenticate_secret(dialect.credentials(request))

@@ -163,3 +163,15 @@ def mapping(transactional_db):
         return m
 
     return _map
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """Close the shared PostgreSQL pool (used by server and writer threads) before the test
+    database is dropped; otherwise its open sessions block the drop."""
+    yield
+    from django.db import connections
+
+    for conn in connections.all():
+        if getattr(conn, "close_pool", None):
+            conn.close_pool()

@@ -27,10 +27,12 @@ from urllib.parse import parse_qsl
 import httpx
 
 from tests.fakes.gemini_replies import (
-    ACTION_METHOD, NO_KEY, SCRIPT_KINDS, GoogleError, Generation, bad_request, bearer_rejected,
-    contents_chars, default_generation, default_models, embed_text, embedding_values,
-    key_invalid, model_not_found, normalise, reject_unknown, response_json, scripted_error,
-    scripted_generation, stream_events, tokens, validate_generate,
+    SCRIPT_KINDS, Generation, contents_chars, default_generation, embed_text, embedding_values,
+    response_json, scripted_generation, stream_events, tokens,
+)
+from tests.fakes.gemini_rules import (
+    ACTION_METHOD, NO_KEY, GoogleError, bad_request, bearer_rejected, default_models, key_invalid,
+    model_not_found, normalise, reject_unknown, scripted_error, validate_generate,
 )
 
 DEFAULT_API_KEY = "test-upstream-key"
@@ -39,7 +41,7 @@ SSE_TYPE = "text/event-stream"
 # Which script queue an URL action consumes from.
 OPERATIONS = {
     "generateContent": "generate", "streamGenerateContent": "generate", "countTokens": "count",
-    "embedContent": "embed", "batchEmbedContents": "embed", "list": "models", "get": "models",
+    "embedContent": "embed", "batchEmbedContents": "embed",
 }
 _ERROR_KW = ("status", "message", "status_name", "details", "retry_delay")
 
@@ -92,7 +94,8 @@ class FakeGemini:
     # ----------------------------------------------------------------- test-facing helpers
 
     def script(self, kind: str, *, on: str = "generate", **kw: Any) -> FakeGemini:
-        """Queue a one-shot behaviour for the next `on` call (generate|count|embed|models).
+        """Queue a one-shot behaviour for the next `on` call: generate (both generate actions),
+        count, embed (both embed actions), models (list and get) or any. Scripts are FIFO.
 
         Every kind also takes ``delay`` (seconds before the status line) and ``between``
         (seconds between streamed events, default ``chunk_delay``). Kinds and their kwargs:
@@ -158,9 +161,16 @@ class FakeGemini:
         reply = await self.respond(scope["method"], scope["path"], query, headers, body)
         await send({"type": "http.response.start", "status": reply.status,
                     "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]})
-        async for chunk in reply.body:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            async for chunk in reply.body:
+                if gone.done():  # the client left: stop generating, like Google would
+                    await reply.body.aclose()  # type: ignore[attr-defined]
+                    return
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            gone.cancel()
 
     # ----------------------------------------------------------------- the core
 
@@ -182,6 +192,10 @@ class FakeGemini:
             reply = self._error_reply(error, array)
         except _RawReply as raw:
             reply = raw.reply()
+        except (TypeError, ValueError, AttributeError, KeyError) as error:
+            # A body of the wrong shape: Google answers 400, it does not crash.
+            record["fake_error"] = repr(error)
+            reply = self._error_reply(GoogleError(400), False)
         reply.body = self._track(record, reply.body)
         return reply
 
@@ -402,6 +416,11 @@ class _HttpxStream(httpx.AsyncByteStream):
         await self._body.aclose()  # type: ignore[attr-defined]
 
 
+async def _disconnected(receive: Callable) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 def _maybe_json(body: bytes) -> Any:
     try:
         return json.loads(body) if body.strip() else None
@@ -442,6 +461,29 @@ def __getattr__(name: str) -> Any:
     return fake.asgi
 
 
+def _drop_connection_on_broken_stream() -> None:
+    """Make daphne drop the connection when the app fails after the response started.
+
+    ASGI has no "abort" message; servers such as uvicorn close the socket when the app raises
+    mid-body. Daphne instead tries to send a 500 page, which fails once headers are out, and the
+    client then waits forever. Only this standalone runner patches it (daphne notices the failed
+    app within its 1 s reaping tick).
+    """
+    from daphne.http_protocol import WebRequest
+
+    send_500 = WebRequest.handle_exception
+
+    def handle_exception(request: Any, exception: BaseException) -> None:
+        if not request._response_started:
+            return send_500(request, exception)
+        if getattr(exception, "error", None) == "protocol":
+            request.transport.loseConnection()  # clean close: an incomplete chunked body
+        else:
+            request.transport.abortConnection()  # reset: the client's read fails
+
+    WebRequest.handle_exception = handle_exception
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.fakes.gemini",
                                      description="Serve the fake Gemini API under daphne.")
@@ -457,6 +499,7 @@ def main(argv: list[str] | None = None) -> None:
           flush=True)
     from daphne.cli import CommandLineInterface  # imported late: it installs a Twisted reactor
 
+    _drop_connection_on_broken_stream()
     CommandLineInterface().run(["-b", args.host, "-p", str(args.port), "tests.fakes.gemini:app"])
 
 
