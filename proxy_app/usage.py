@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import connections
 from django.db.models import Count, Sum
 from django.utils import timezone
 
@@ -150,7 +150,6 @@ class UsageWriter:
     def _write_with_retry(self, batch: list[dict]) -> None:
         for attempt in range(MAX_WRITE_ATTEMPTS):
             try:
-                close_old_connections()
                 write_rows(batch)
                 break
             except Exception:  # the DB may be locked or restarting: keep the rows and retry
@@ -159,6 +158,7 @@ class UsageWriter:
                 time.sleep(min(0.1 * 2**attempt, 5.0))
         else:
             log.error("usage rows lost after %d attempts: %d rows", MAX_WRITE_ATTEMPTS, len(batch))
+        connections.close_all()  # this thread's connection goes back to the pool between batches
         with self._cond:
             self._done += len(batch)
             self._cond.notify_all()
