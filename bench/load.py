@@ -183,8 +183,8 @@ async def measure(scenario: str, target: Target, *, stream: bool, count: int, wo
         started = time.perf_counter()
         await _pool(clients, target, stream, count, time_cap, run)
         run.seconds = time.perf_counter() - started
+        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        cpu["loadgen"] = time.process_time() - own_before
     run.per_second = run.ok / run.seconds if run.seconds else 0.0
-    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
-    cpu["loadgen"] = time.process_time() - own_before
     run.cpu_ms_per_request = {name: 1000 * sec / max(run.sent, 1) for name, sec in cpu.items()}
     return run

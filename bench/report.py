@@ -79,6 +79,9 @@ def table(runs: dict[tuple[str, str], Run], machine_facts: dict, usage: dict, sh
     lines.append(_row("stream total time p50 (ms)", sseq[0].latency_ms.get("p50"), sseq[1].latency_ms.get("p50"), "ms"))
     lines.append(_row(f"concurrent streams, {scon[0].workers} workers (streams/s)",
                       scon[0].per_second, scon[1].per_second, "/s"))
+    for key in ("p50", "p99"):
+        lines.append(_row(f"  same run: time to first content {key} (ms)",
+                          scon[0].ttft_ms.get(key), scon[1].ttft_ms.get(key), "ms"))
     lines += ["", f"{'run':<20}{'side':<9}{'ok/sent':>12}{'errors':>8}{'seconds':>9}"
                   f"{'CPU ms per request: fake':>27}{'gateway':>9}{'loadgen':>9}", "-" * 103]
     for run in runs.values():

@@ -5,11 +5,15 @@ served two ways:
 
 - in process: ``httpx.AsyncClient(transport=httpx.MockTransport(fake.handler))``;
 - as a real server: ``fake.asgi`` (ASGI3), e.g. ``python -m tests.fakes.gemini --port 8001``
-  which runs it under daphne.
+  which runs it under daphne. ``POST /_fake/script`` (JSON: kind, on, kwargs), ``POST
+  /_fake/reset`` and ``GET /_fake/requests`` script and inspect a served fake over HTTP.
 
+Paths are served under ``/v1beta/`` and ``/v1/`` alike (google-genai 3.x defaults to ``v1``).
 Unscripted, generate calls answer deterministically (see `default_generation`); `fake.script()`
 queues one-shot behaviours (errors, tool calls, broken streams...). Every request received is
-recorded in `fake.requests`. Wire facts: /work/shared/reference/gemini.md.
+recorded in `fake.requests` as a dict: method, path, query, headers (lower-cased), body (bytes),
+json (parsed or None), model, action, completed (body fully sent). Wire facts:
+/work/shared/reference/gemini.md.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ OPERATIONS = {
     "generateContent": "generate", "streamGenerateContent": "generate", "countTokens": "count",
     "embedContent": "embed", "batchEmbedContents": "embed",
 }
+SCRIPT_TARGETS = {"generate", "count", "embed", "models", "any"}
 _ERROR_KW = ("status", "message", "status_name", "details", "retry_delay")
 
 
@@ -81,13 +86,14 @@ class FakeGemini:
 
     def __init__(self, api_key: str = DEFAULT_API_KEY, *, chunk_delay: float = 0.0,
                  words_per_chunk: int = 1, embedding_dims: int = 8, pretty_arrays: bool = True,
-                 models: list[dict] | None = None) -> None:
+                 models: list[dict] | None = None, keep_requests: int | None = None) -> None:
         self.api_key = api_key
         self.chunk_delay = chunk_delay          # seconds between streamed events
         self.words_per_chunk = words_per_chunk  # stream granularity of default/plain text
         self.embedding_dims = embedding_dims    # vector size when outputDimensionality is absent
         self.pretty_arrays = pretty_arrays      # JSON-array stream elements indented like Google's
         self.models = default_models() if models is None else models
+        self.keep_requests = keep_requests      # record only the latest N (long-running servers)
         self.requests: list[dict] = []
         self.scripts: list[dict] = []
 
@@ -118,6 +124,8 @@ class FakeGemini:
         """
         if kind not in SCRIPT_KINDS:
             raise ValueError(f"unknown script kind {kind!r}; choose from {sorted(SCRIPT_KINDS)}")
+        if on not in SCRIPT_TARGETS:
+            raise ValueError(f"unknown script target {on!r}; choose from {sorted(SCRIPT_TARGETS)}")
         self.scripts.append({"kind": kind, "on": on, "kw": kw})
         return self
 
@@ -185,6 +193,8 @@ class FakeGemini:
             "json": _maybe_json(body), "model": None, "action": None, "completed": False,
         }
         self.requests.append(record)
+        if self.keep_requests is not None and len(self.requests) > self.keep_requests:
+            del self.requests[0]
         try:
             reply = await self._route(record)
         except GoogleError as error:
@@ -456,7 +466,8 @@ def __getattr__(name: str) -> Any:
     if name != "app":
         raise AttributeError(name)
     fake = FakeGemini(os.environ.get("FAKE_GEMINI_API_KEY", DEFAULT_API_KEY),
-                      chunk_delay=float(os.environ.get("FAKE_GEMINI_CHUNK_DELAY", "0")))
+                      chunk_delay=float(os.environ.get("FAKE_GEMINI_CHUNK_DELAY", "0")),
+                      keep_requests=1000)  # benchmarks send many requests to a served fake
     globals()["app"] = fake.asgi
     return fake.asgi
 

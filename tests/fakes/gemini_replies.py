@@ -182,7 +182,19 @@ def _limit(text: str, config: dict) -> tuple[str, str]:
 
 
 def default_generation(req: dict, model: str) -> Generation:
-    """What the fake says when nothing is scripted (deterministic; see FakeGemini docs)."""
+    """What the fake says when nothing is scripted. Deterministic apart from responseId:
+
+    - last content a user turn of functionResponse parts -> text "Tool said: " + JSON list of
+      the responses (this wins over ANY, so agent loops end);
+    - functionDeclarations with mode ANY, or last user text starting "CALL:" (optionally
+      "CALL: name") and mode not NONE -> one functionCall to that/the first allowed function,
+      args built from its schema, no id, thoughtSignature on Gemini 3 models;
+    - responseMimeType application/json -> a JSON object (from the schema when given);
+    - else "Hello from fake Gemini: " + last user text (first 200 chars).
+    Tokens are ceil(chars / 4); stopSequences and maxOutputTokens (MAX_TOKENS) apply to text;
+    includeThoughts prepends a thought part; candidateCount > 1 suffixes " (candidate N)";
+    responseLogprobs adds logprobsResult.
+    """
     config = req.get("generationConfig") or {}
     contents = req["contents"]
     prompt = tokens(contents_chars(contents, req.get("systemInstruction")))
