@@ -108,32 +108,32 @@ async def _sse(
         yield frame
 
 
-async def _openai_chat(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) -> HttpResponse:
-    req = oa.parse_chat_request(read_json(request))
+async def _chat_like(
+    request: HttpRequest, identity: KeyIdentity, ctx: CallContext, parse, build, encoder_class, id_prefix: str
+) -> HttpResponse:
+    """Chat and legacy completions differ only in their codec functions."""
+    req = parse(read_json(request))
     ctx.requested_model = req.model
-    completion_id, created = _ids("chatcmpl")
+    completion_id, created = _ids(id_prefix)
     if req.stream:
         events = await pipeline.stream_chat(req, identity, ctx)
-        encoder = oa.ChatStreamEncoder(
-            req.model, completion_id=completion_id, created=created, include_usage=req.include_usage
-        )
+        encoder = encoder_class(req.model, completion_id=completion_id, created=created, include_usage=req.include_usage)
         return stream_response(_sse(events, encoder), "text/event-stream")
     resp = await pipeline.chat(req, identity, ctx)
-    return json_response(oa.build_chat_response(resp, req.model, created=created, completion_id=completion_id))
+    return json_response(build(resp, req.model, created=created, completion_id=completion_id))
+
+
+async def _openai_chat(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) -> HttpResponse:
+    return await _chat_like(
+        request, identity, ctx, oa.parse_chat_request, oa.build_chat_response, oa.ChatStreamEncoder, "chatcmpl"
+    )
 
 
 async def _openai_completion(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) -> HttpResponse:
-    req = oa.parse_completion_request(read_json(request))
-    ctx.requested_model = req.model
-    completion_id, created = _ids("cmpl")
-    if req.stream:
-        events = await pipeline.stream_chat(req, identity, ctx)
-        encoder = oa.CompletionStreamEncoder(
-            req.model, completion_id=completion_id, created=created, include_usage=req.include_usage
-        )
-        return stream_response(_sse(events, encoder), "text/event-stream")
-    resp = await pipeline.chat(req, identity, ctx)
-    return json_response(oa.build_completion_response(resp, req.model, created=created, completion_id=completion_id))
+    return await _chat_like(
+        request, identity, ctx, oa.parse_completion_request, oa.build_completion_response,
+        oa.CompletionStreamEncoder, "cmpl",
+    )
 
 
 async def _openai_embeddings(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) -> HttpResponse:
