@@ -92,6 +92,7 @@ class ChatRequest:
     tools: list[Tool] = field(default_factory=list)
     tool_choice: ToolChoice | None = None
     reasoning_effort: str | None = None
+    include_thoughts: bool = False  # return thought text (Ollama `think`, Gemini includeThoughts)
     # Gemini-specific settings (OpenAI `extra_body.google.*`), already camelCase.
     thinking_config: dict[str, Any] | None = None
     cached_content: str | None = None
@@ -164,6 +165,8 @@ class EmbedRequest:
     inputs: list[str]
     dimensions: int | None = None
     task_type: str | None = None
+    title: str | None = None  # Gemini RETRIEVAL_DOCUMENT title
+    normalize: bool = False  # L2-normalise vectors (Ollama /api/embed semantics)
     upstream_model: str = ""
 
 

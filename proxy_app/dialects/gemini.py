@@ -292,12 +292,16 @@ def _thinking_config(req: ChatRequest) -> dict[str, Any] | None:
     if req.thinking_config:
         return req.thinking_config
     if req.reasoning_effort is None:
-        return None
+        thinks = wire.thinking_from_effort("low", req.upstream_model) is not None
+        return {"includeThoughts": True} if req.include_thoughts and thinks else None
     if req.reasoning_effort not in wire.EFFORT_TABLE:
         allowed = ", ".join(wire.EFFORT_TABLE)
         message = f"unsupported reasoning_effort {req.reasoning_effort!r}; use one of {allowed}"
         raise InvalidRequest(message, param="reasoning_effort")
-    return wire.thinking_from_effort(req.reasoning_effort, req.upstream_model)
+    config = wire.thinking_from_effort(req.reasoning_effort, req.upstream_model)
+    if config is not None and req.include_thoughts:
+        config = {**config, "includeThoughts": True}
+    return config
 
 
 def _without(schema: dict[str, Any], *keys: str) -> dict[str, Any]:
