@@ -28,7 +28,7 @@ run: install
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py ensure_admin
 	@echo "Gateway on http://$(HOST):$(PORT)  (admin: http://$(HOST):$(PORT)/admin/)"
-	$(BIN)/daphne -b $(HOST) -p $(PORT) gateway_site.asgi:application
+	$(BIN)/python -m gateway_site.serve -b $(HOST) -p $(PORT) gateway_site.asgi:application
 
 test: install-test
 	bash scripts/test.sh

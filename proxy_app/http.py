@@ -20,7 +20,8 @@ def too_large() -> PayloadTooLarge:
     return PayloadTooLarge(f"Request body is larger than the limit of {settings.MAX_BODY_BYTES} bytes.")
 
 
-def read_json(request: HttpRequest) -> object:
+def read_body(request: HttpRequest) -> bytes:
+    """The raw body, whatever the Content-Type; 413 past GATEWAY_MAX_BODY_BYTES."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.MAX_BODY_BYTES:
         raise too_large()
@@ -30,6 +31,11 @@ def read_json(request: HttpRequest) -> object:
         raise too_large() from None
     if len(raw) > settings.MAX_BODY_BYTES:
         raise too_large()
+    return raw
+
+
+def read_json(request: HttpRequest) -> object:
+    raw = read_body(request)
     if not raw.strip():
         raise InvalidRequest("Request body is empty; expected a JSON object.")
     try:

@@ -88,6 +88,7 @@ class UsageRecord(models.Model):
     client_disconnected = models.BooleanField(default=False)
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
 
     class Meta:
         ordering = ["-created_at"]
@@ -108,3 +109,32 @@ class ThoughtSignature(models.Model):
     tool_call_id = models.CharField(max_length=128, unique=True)
     signature = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+
+class ModelPrice(models.Model):
+    """USD per million tokens for the models whose name starts with `model` (longest prefix wins).
+
+    Built-in defaults for current Gemini models live in proxy_app/pricing.py (and are copied
+    here by a migration so they can be edited); a row overrides the default of the same name.
+    """
+
+    model = models.CharField(
+        max_length=200,
+        unique=True,
+        help_text="A model name or name prefix, e.g. gemini-2.5-flash (also prices gemini-2.5-flash-001); "
+        "the longest matching prefix wins; * prices every model nothing else matches.",
+    )
+    input_per_million = models.DecimalField("input $/M tokens", max_digits=10, decimal_places=4)
+    output_per_million = models.DecimalField(
+        "output $/M tokens", max_digits=10, decimal_places=4, help_text="Includes reasoning (thinking) tokens."
+    )
+    cached_input_per_million = models.DecimalField(
+        "cached input $/M tokens", max_digits=10, decimal_places=4, default=0
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model"]
+
+    def __str__(self) -> str:
+        return f"{self.model}: ${self.input_per_million}/${self.output_per_million} per M tokens"

@@ -1,7 +1,12 @@
 """The one orchestration for every proxied call: route, prepare, call the upstream, tally usage.
 
-Dialects hand in hub requests and get hub responses (or an async iterator of hub stream events);
-usage is recorded here for every outcome: success, upstream error, broken stream, disconnect.
+Two shapes of call share it:
+- translated: a dialect hands in a hub request and gets a hub response or hub stream events;
+- pass-through: a client of the upstream's own family (OpenAI → OpenAI-compatible, Gemini →
+  Gemini) sends its native body almost unchanged; the dialect supplies how to read usage from
+  native objects (a `Probe`).
+Either way usage is recorded here for every outcome: success, upstream error, broken stream,
+client disconnect.
 """
 
 from __future__ import annotations
@@ -9,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
@@ -23,24 +30,22 @@ log = logging.getLogger(__name__)
 MALFORMED_CALL = "The model produced a malformed function call and could not finish its answer."
 
 
-async def _route(model: str, identity: KeyIdentity, ctx: CallContext) -> tuple[routing.Route, UpstreamClient]:
+async def open_route(model: str, identity: KeyIdentity, ctx: CallContext) -> tuple[routing.Route, UpstreamClient]:
     ctx.requested_model = model
     route = await routing.resolve(model, identity)
     ctx.upstream_name, ctx.upstream_model = route.upstream.name, route.upstream_model
     return route, client_for(route.upstream)
 
 
-async def _prepare_chat(req: hub.ChatRequest, identity: KeyIdentity, ctx: CallContext) -> UpstreamClient:
-    route, client = await _route(req.model, identity, ctx)
+async def prepare(req: hub.ChatRequest, route: routing.Route) -> None:
+    """Make a hub request ready for its upstream: model, grounding, fetched images, signatures."""
     req.upstream_model, req.grounding = route.upstream_model, route.grounding
     await media.inline_media_urls(req.messages)
     if route.upstream.kind == "gemini" and req.upstream_model.startswith("gemini-3"):
         await signatures.restore(req.messages)
-    return client
 
 
-async def chat(req: hub.ChatRequest, identity: KeyIdentity, ctx: CallContext) -> hub.ChatResponse:
-    client = await _prepare_chat(req, identity, ctx)
+async def chat(req: hub.ChatRequest, client: UpstreamClient, ctx: CallContext) -> hub.ChatResponse:
     resp = await client.chat(req)
     failed = next((c for c in resp.choices if c.finish_reason == "error"), None)
     if failed is not None:
@@ -52,29 +57,69 @@ async def chat(req: hub.ChatRequest, identity: KeyIdentity, ctx: CallContext) ->
     return resp
 
 
-async def stream_chat(req: hub.ChatRequest, identity: KeyIdentity, ctx: CallContext) -> AsyncIterator[hub.StreamEvent]:
+async def stream_chat(req: hub.ChatRequest, client: UpstreamClient, ctx: CallContext) -> AsyncIterator[hub.StreamEvent]:
     """Start the upstream stream; errors before its first event raise here (a normal HTTP error)."""
+    return await tally_stream(ctx, client.stream_chat(req), hub.estimate_prompt_tokens(req.messages), HUB_PROBE)
+
+
+async def embed(req: hub.EmbedRequest, identity: KeyIdentity, ctx: CallContext) -> hub.EmbedResponse:
+    route, client = await open_route(req.model, identity, ctx)
+    req.upstream_model = route.upstream_model
+    resp = await client.embed(req)
+    usage.record(ctx, status=200, usage=resp.usage)
+    return resp
+
+
+async def forward(ctx: CallContext, call: Awaitable[dict], usage_of: Callable[[dict], hub.Usage | None]) -> dict:
+    """A pass-through call that is not streamed: record what the upstream reported."""
+    reply = await call
+    usage.record(ctx, status=200, usage=usage_of(reply))
+    return reply
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How the tally reads one kind of stream event."""
+
+    usage: Callable[[Any], hub.Usage | None]
+    chars: Callable[[Any], int]  # output characters in the event, for estimates
+    check: Callable[[Any], None] = lambda event: None  # raise a GatewayError for a failed event
+    final: Callable[[hub.Usage], Any] | None = None  # an extra last event carrying the final usage
+
+
+def _hub_chars(event: hub.StreamEvent) -> int:
+    return sum(len(d.text) + len(d.reasoning) + sum(len(str(c.arguments)) for c in d.tool_calls) for d in event.deltas)
+
+
+def _hub_check(event: hub.StreamEvent) -> None:
+    for delta in event.deltas:
+        if delta.finish_reason == "error":
+            raise UpstreamError(delta.finish_message or MALFORMED_CALL, code="malformed_function_call")
+    signatures.remember(call for delta in event.deltas for call in delta.tool_calls)
+
+
+HUB_PROBE = Probe(
+    usage=lambda e: e.usage, chars=_hub_chars, check=_hub_check, final=lambda u: hub.StreamEvent(usage=u)
+)
+
+
+async def tally_stream(ctx: CallContext, events: AsyncIterator[Any], prompt_estimate: int, probe: Probe) -> AsyncIterator[Any]:
+    """Wait for the first event (so early failures are plain HTTP errors), then stream with a tally."""
     ctx.streamed = True
-    client = await _prepare_chat(req, identity, ctx)
-    events = client.stream_chat(req)
     try:
         first = await anext(events)
     except StopAsyncIteration:
         raise UpstreamError("upstream ended the stream without sending anything") from None
-    return _tallied(req, ctx, first, events)
+    return _tallied(ctx, first, events, _Tally(prompt_estimate), probe)
 
 
-async def _tallied(
-    req: hub.ChatRequest, ctx: CallContext, first: hub.StreamEvent, events: AsyncIterator[hub.StreamEvent]
-) -> AsyncIterator[hub.StreamEvent]:
-    tally = _Tally(hub.estimate_prompt_tokens(req.messages))
+async def _tallied(ctx: CallContext, first: Any, events: AsyncIterator[Any], tally: _Tally, probe: Probe) -> AsyncIterator[Any]:
     status, code = 200, ""
     try:
         event = first
         while True:
-            tally.add(event)
-            _raise_for_failed_choice(event)
-            signatures.remember(call for delta in event.deltas for call in delta.tool_calls)
+            tally.add(probe.usage(event), probe.chars(event))
+            probe.check(event)
             if tally.output_chars:
                 ctx.mark_first_token()
             yield event
@@ -82,8 +127,8 @@ async def _tallied(
                 event = await anext(events)
             except StopAsyncIteration:
                 break
-        # A last event with the final usage (reported, or estimated when the upstream never said).
-        yield hub.StreamEvent(usage=tally.result(complete=True))
+        if probe.final is not None:
+            yield probe.final(tally.result(complete=True))
     except GatewayError as err:
         status, code = err.status, err.code
         raise
@@ -95,12 +140,6 @@ async def _tallied(
         usage.record(ctx, status=status, usage=tally.result(complete=status == 200), error_code=code)
 
 
-def _raise_for_failed_choice(event: hub.StreamEvent) -> None:
-    for delta in event.deltas:
-        if delta.finish_reason == "error":
-            raise UpstreamError(delta.finish_message or MALFORMED_CALL, code="malformed_function_call")
-
-
 class _Tally:
     """Running usage of a stream: the upstream's last report, else an estimate flagged as such."""
 
@@ -109,11 +148,10 @@ class _Tally:
         self.output_chars = 0
         self.reported: hub.Usage | None = None
 
-    def add(self, event: hub.StreamEvent) -> None:
-        if event.usage is not None:
-            self.reported = event.usage
-        for d in event.deltas:
-            self.output_chars += len(d.text) + len(d.reasoning) + sum(len(str(c.arguments)) for c in d.tool_calls)
+    def add(self, reported: hub.Usage | None, chars: int) -> None:
+        if reported is not None:
+            self.reported = reported
+        self.output_chars += chars
 
     def result(self, *, complete: bool) -> hub.Usage:
         estimate = hub.Usage(
@@ -135,28 +173,32 @@ class _Tally:
         )
 
 
-async def embed(req: hub.EmbedRequest, identity: KeyIdentity, ctx: CallContext) -> hub.EmbedResponse:
-    route, client = await _route(req.model, identity, ctx)
-    req.upstream_model = route.upstream_model
-    resp = await client.embed(req)
-    usage.record(ctx, status=200, usage=resp.usage)
-    return resp
-
-
 _upstream_models: dict[str, tuple[float, list[hub.ModelInfo]]] = {}
 
 
 async def list_models(identity: KeyIdentity) -> list[hub.ModelInfo]:
     """Aliases this key may use, then the default upstream's Gemini models (cached a while)."""
-    models = [
-        hub.ModelInfo(id=m.alias, owned_by=m.upstream.name if m.upstream else "gateway")
-        for m in await routing.visible_aliases(identity)
-    ]
+    upstream_models = await _default_upstream_models()
+    known = {info.id: info for info in upstream_models}
+    models = [_alias_info(m, known.get(m.upstream_model)) for m in await routing.visible_aliases(identity)]
     seen = {m.id for m in models}
-    for info in await _default_upstream_models():
-        if info.id not in seen and identity.allows(info.id):
-            models.append(info)
+    models += [i for i in upstream_models if i.id not in seen and identity.allows(i.id)]
     return models
+
+
+def _alias_info(mapping: routing.Mapping, target: hub.ModelInfo | None) -> hub.ModelInfo:
+    """An alias looks like the model behind it (limits, methods), under its own name."""
+    embeds = "embedding" in mapping.upstream_model
+    methods = target.methods if target else (["embedContent", "batchEmbedContents"] if embeds else [])
+    return hub.ModelInfo(
+        id=mapping.alias,
+        owned_by=mapping.upstream.name if mapping.upstream else "gateway",
+        created=mapping.created,
+        display_name=mapping.alias,
+        input_token_limit=target.input_token_limit if target else 0,
+        output_token_limit=target.output_token_limit if target else 0,
+        methods=list(methods),
+    )
 
 
 async def _default_upstream_models() -> list[hub.ModelInfo]:

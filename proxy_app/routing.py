@@ -33,6 +33,10 @@ class Route:
     upstream_model: str
     grounding: bool = False
 
+    def same_family(self, dialect: str) -> bool:
+        """A client dialect of the upstream's own family: its request can pass through as is."""
+        return self.upstream.kind == dialect
+
 
 @dataclass(frozen=True)
 class Mapping:
@@ -40,6 +44,7 @@ class Mapping:
     upstream: UpstreamConfig | None  # None: the default Gemini upstream
     upstream_model: str
     hidden: bool
+    created: int = 0  # Unix seconds, for model lists
 
 
 @dataclass
@@ -62,7 +67,8 @@ def _load_table() -> Table:
     for m in ModelMapping.objects.all():
         if m.upstream_id is not None and m.upstream_id not in upstreams:
             continue  # its upstream is disabled: the alias is unknown until re-enabled
-        mappings[m.alias] = Mapping(m.alias, upstreams.get(m.upstream_id), m.upstream_model, m.hidden)
+        created = int(m.created_at.timestamp())
+        mappings[m.alias] = Mapping(m.alias, upstreams.get(m.upstream_id), m.upstream_model, m.hidden, created)
     return Table(mappings, _default_gemini(list(upstreams.values())), time.monotonic())
 
 
@@ -92,9 +98,15 @@ def _usable(config: UpstreamConfig | None) -> UpstreamConfig:
     return config
 
 
+LATEST_TAG = ":latest"
+
+
 async def resolve(model: str, identity: KeyIdentity) -> Route:
-    """Exact alias first; then `<alias or gemini model>:search` (Google Search grounding, seed 003)."""
+    """Exact alias first; then `<name>:latest` as `<name>` (Ollama clients add the tag);
+    then `<alias or gemini model>:search` (Google Search grounding, seed 003)."""
     tbl = await table()
+    if model.endswith(LATEST_TAG) and model not in tbl.mappings:
+        model = model[: -len(LATEST_TAG)]
     base, grounding = (model[: -len(SEARCH_SUFFIX)], True) if model.endswith(SEARCH_SUFFIX) else (model, False)
     mapping = tbl.mappings.get(model) or (tbl.mappings.get(base) if grounding else None)
     if mapping is not None:

@@ -1,19 +1,12 @@
-"""Every proxied route: the OpenAI dialect under /v1/, and /health."""
+"""Every proxied route: each dialect's surface (proxy_app/api/*), and /health."""
 
 from __future__ import annotations
 
-from django.urls import path, re_path
+from django.urls import path
 
 from proxy_app import views
-from proxy_app.views import OPENAI, only
+from proxy_app.api import SURFACES
 
-urlpatterns = [
-    path("health", views.Health.as_view()),
-    path("v1/chat/completions", only("POST", OPENAI, views.openai_chat)),
-    path("v1/completions", only("POST", OPENAI, views.openai_completions)),
-    path("v1/embeddings", only("POST", OPENAI, views.openai_embeddings)),
-    path("v1/models", only("GET", OPENAI, views.openai_models)),
-    # Model ids may contain "/" (sent URL-encoded by the SDK as %2F, decoded by the server).
-    path("v1/models/<path:model_id>", only("GET", OPENAI, views.openai_model)),
-    re_path(r"^v1/(?P<rest>.*)$", views.openai_not_found),
-]
+urlpatterns = [path("health", views.Health.as_view())]
+for surface in SURFACES:
+    urlpatterns += surface.urlpatterns

@@ -9,11 +9,8 @@ second (libraries.md finding 2). The only adrf view is the health check, off the
 from __future__ import annotations
 
 import logging
-import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import unquote
 
 from adrf.views import APIView
 from asgiref.sync import sync_to_async
@@ -22,42 +19,54 @@ from django.http import HttpRequest, HttpResponse
 from rest_framework.response import Response
 
 from accounts.authentication import AuthFailure, KeyIdentity, authenticate_secret, bearer_secret
-from proxy_app import hub, pipeline, usage
-from proxy_app.dialects import openai as oa
+from proxy_app import hub, usage
 from proxy_app.errors import GatewayError, InvalidRequest, NotFound, Unauthorized
 from proxy_app.http import json_response, read_json, stream_response
 from proxy_app.usage import CallContext
 
 log = logging.getLogger(__name__)
 
-Operation = Callable[[HttpRequest, KeyIdentity, CallContext], Awaitable[HttpResponse]]
+Operation = Callable[..., Awaitable[HttpResponse]]  # (request, identity, ctx, **url_kwargs)
 
 
 @dataclass(frozen=True)
 class Dialect:
     name: str
-    credentials: Callable[[HttpRequest], str]
+    credentials: Callable[[HttpRequest], str]  # the key the client sent, "" when none
     build_error: Callable[[GatewayError], object]
     auth_header: str  # WWW-Authenticate value on 401 (DRF-style trap: without it clients misread 401s)
 
 
-OPENAI = Dialect("openai", lambda r: bearer_secret(r.headers.get("authorization", "")), oa.build_error, 'Bearer realm="gateway"')
+def bearer(request: HttpRequest) -> str:
+    return bearer_secret(request.headers.get("authorization", ""))
 
 
-def only(method: str, dialect: Dialect, view):
-    """Allow one HTTP method; others get 405 in the dialect's error shape. No CSRF: keys, not cookies."""
+def endpoint(dialect: Dialect, method: str, name: str, operation: Operation):
+    """A view for one operation of one dialect: method check, key, then the operation.
 
-    async def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    Other methods get 405 in the dialect's error shape. No CSRF: clients use keys, not cookies.
+    """
+
+    async def view(request: HttpRequest, **kwargs) -> HttpResponse:
         if request.method != method:
             err = InvalidRequest(f"Method {request.method} is not allowed here; use {method}.",
-                               code="method_not_allowed", status=405)
+                                 code="method_not_allowed", status=405)
             response = error_response(dialect, err)
             response["Allow"] = method
             return response
-        return await view(request, *args, **kwargs)
+        return await serve(request, dialect, name, operation, kwargs)
 
-    wrapped.csrf_exempt = True
-    return wrapped
+    view.csrf_exempt = True
+    return view
+
+
+def unknown_route(dialect: Dialect):
+    async def view(request: HttpRequest, **kwargs) -> HttpResponse:
+        err = NotFound(f"Unknown endpoint {request.method} {request.path}", code="not_found")
+        return error_response(dialect, err)
+
+    view.csrf_exempt = True
+    return view
 
 
 def error_response(dialect: Dialect, err: GatewayError) -> HttpResponse:
@@ -69,7 +78,9 @@ def error_response(dialect: Dialect, err: GatewayError) -> HttpResponse:
     return json_response(dialect.build_error(err), status=err.status, headers=headers)
 
 
-async def serve(request: HttpRequest, dialect: Dialect, endpoint: str, operation: Operation) -> HttpResponse:
+async def serve(
+    request: HttpRequest, dialect: Dialect, endpoint: str, operation: Operation, kwargs: dict | None = None
+) -> HttpResponse:
     ctx = CallContext(dialect=dialect.name, endpoint=endpoint, request_id=request.headers.get("x-request-id", ""))
     try:
         try:
@@ -77,7 +88,7 @@ async def serve(request: HttpRequest, dialect: Dialect, endpoint: str, operation
         except AuthFailure as exc:
             raise Unauthorized(str(exc)) from None
         ctx.user_id, ctx.key_id, ctx.key_prefix = identity.user_id, identity.key_id, identity.prefix
-        return await operation(request, identity, ctx)
+        return await operation(request, identity, ctx, **(kwargs or {}))
     except GatewayError as err:
         usage.record(ctx, status=err.status, error_code=err.code)
         return error_response(dialect, err)
@@ -88,95 +99,20 @@ async def serve(request: HttpRequest, dialect: Dialect, endpoint: str, operation
         return error_response(dialect, err)
 
 
-def _ids(prefix: str) -> tuple[str, int]:
-    return f"{prefix}-{secrets.token_hex(12)}", int(time.time())
-
-
-async def _sse(
-    events: AsyncIterator[hub.StreamEvent], encoder: oa.ChatStreamEncoder | oa.CompletionStreamEncoder
-) -> AsyncIterator[bytes]:
+async def stream_frames(events: AsyncIterator, encoder) -> AsyncIterator[bytes]:
+    """Frames from a stream encoder (`encode`, `finish`, `error`): errors after the first byte
+    go in-band, as the dialect's own error frame, and then the stream ends."""
     final = hub.Usage()
     try:
         async for event in events:
-            final = event.usage or final
+            final = getattr(event, "usage", None) or final
             for frame in encoder.encode(event):
                 yield frame
-    except GatewayError as err:  # after the first byte: in-band error event, then the stream ends
+    except GatewayError as err:
         yield encoder.error(err)
         return
     for frame in encoder.finish(final):
         yield frame
-
-
-async def _chat_like(
-    request: HttpRequest, identity: KeyIdentity, ctx: CallContext, parse, build, encoder_class, id_prefix: str
-) -> HttpResponse:
-    """Chat and legacy completions differ only in their codec functions."""
-    req = parse(read_json(request))
-    ctx.requested_model = req.model
-    completion_id, created = _ids(id_prefix)
-    if req.stream:
-        events = await pipeline.stream_chat(req, identity, ctx)
-        encoder = encoder_class(req.model, completion_id=completion_id, created=created, include_usage=req.include_usage)
-        return stream_response(_sse(events, encoder), "text/event-stream")
-    resp = await pipeline.chat(req, identity, ctx)
-    return json_response(build(resp, req.model, created=created, completion_id=completion_id))
-
-
-async def _openai_chat(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) -> HttpResponse:
-    return await _chat_like(
-        request, identity, ctx, oa.parse_chat_request, oa.build_chat_response, oa.ChatStreamEncoder, "chatcmpl"
-    )
-
-
-async def _openai_completion(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) -> HttpResponse:
-    return await _chat_like(
-        request, identity, ctx, oa.parse_completion_request, oa.build_completion_response,
-        oa.CompletionStreamEncoder, "cmpl",
-    )
-
-
-async def _openai_embeddings(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) -> HttpResponse:
-    req, encoding = oa.parse_embed_request(read_json(request))
-    ctx.requested_model = req.model
-    resp = await pipeline.embed(req, identity, ctx)
-    return json_response(oa.build_embed_response(resp, req.model, encoding))
-
-
-async def _openai_models(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) -> HttpResponse:
-    return json_response(oa.build_model_list(await pipeline.list_models(identity)))
-
-
-async def _openai_model(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) -> HttpResponse:
-    model_id = unquote(request.resolver_match.kwargs["model_id"])
-    for info in await pipeline.list_models(identity):
-        if info.id == model_id:
-            return json_response(oa.build_model(info))
-    raise NotFound(f"The model '{model_id}' does not exist or you do not have access to it.")
-
-
-async def openai_chat(request: HttpRequest) -> HttpResponse:
-    return await serve(request, OPENAI, "chat.completions", _openai_chat)
-
-
-async def openai_completions(request: HttpRequest) -> HttpResponse:
-    return await serve(request, OPENAI, "completions", _openai_completion)
-
-
-async def openai_embeddings(request: HttpRequest) -> HttpResponse:
-    return await serve(request, OPENAI, "embeddings", _openai_embeddings)
-
-
-async def openai_models(request: HttpRequest) -> HttpResponse:
-    return await serve(request, OPENAI, "models.list", _openai_models)
-
-
-async def openai_model(request: HttpRequest, model_id: str) -> HttpResponse:
-    return await serve(request, OPENAI, "models.retrieve", _openai_model)
-
-
-async def openai_not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
-    return error_response(OPENAI, NotFound(f"Unknown endpoint {request.method} {request.path}", code="not_found"))
 
 
 class Health(APIView):

@@ -45,4 +45,4 @@ Or with the OpenAI SDK:
 Then: $BIN/python manage.py usage_report    (Ctrl-C stops the demo)
 
 MSG
-"$BIN/daphne" -b "$HOST" -p "$PORT" gateway_site.asgi:application
+"$BIN/python" -m gateway_site.serve -b "$HOST" -p "$PORT" gateway_site.asgi:application

@@ -175,3 +175,10 @@ def django_db_setup(django_db_setup):
     for conn in connections.all():
         if getattr(conn, "close_pool", None):
             conn.close_pool()
+
+
+@pytest.fixture
+def ollama_client(gateway_url, api_key, fake_gemini):
+    import ollama
+
+    return ollama.Client(host=gateway_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=20)

@@ -35,7 +35,8 @@ class Daphne:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "gateway_site.asgi:application"],
+            [sys.executable, "-m", "gateway_site.serve", "-b", "127.0.0.1", "-p", str(self.port),
+             "gateway_site.asgi:application"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         deadline = time.monotonic() + 30
@@ -73,6 +74,7 @@ def test_starts_without_gemini_key_and_flushes_usage_on_shutdown(migrated, tmp_p
         health = httpx.get(f"{server.url}/health")
         assert health.status_code == 200 and health.json()["upstream_configured"] is False
         assert httpx.get(f"{server.url}/admin/login/").status_code == 200
+        httpx.get(f"{server.url}/v1beta/models?pageSize=5&key={key}")  # a Gemini-style key in the URL
         for _ in range(5):
             resp = httpx.post(f"{server.url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
                               json={"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]})
@@ -81,6 +83,7 @@ def test_starts_without_gemini_key_and_flushes_usage_on_shutdown(migrated, tmp_p
     finally:
         log = server.stop()
     assert key.split("_", 1)[1] not in log
+    assert "/v1beta/models?pageSize=5&key=[redacted]" in log  # daphne's access log, masked
     with sqlite3.connect(tmp_path / "gw.sqlite3") as db:
         rows = db.execute("SELECT status, error_code FROM proxy_app_usagerecord").fetchall()
     assert rows == [(503, "upstream_not_configured")] * 5

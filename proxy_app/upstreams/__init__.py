@@ -10,6 +10,7 @@ from proxy_app.upstreams.base import UpstreamClient, UpstreamConfig
 
 KINDS = {
     "gemini": "proxy_app.upstreams.gemini.GeminiClient",
+    "openai": "proxy_app.upstreams.openai_compat.OpenAICompatClient",
 }
 
 

@@ -59,6 +59,32 @@ class GeminiClient(UpstreamClient):
         if not finished:
             raise UpstreamError(f"upstream '{self.config.name}' ended the stream before the answer was complete")
 
+    async def forward(self, model: str, method: str, body: dict) -> dict:
+        """Pass a native request through (Gemini-native clients): only model and key change."""
+        reply = await self._post(self._url(model, method), body)
+        if not isinstance(reply, dict):
+            raise UpstreamError(f"upstream '{self.config.name}' sent an unexpected reply")
+        return reply
+
+    async def forward_stream(self, model: str, body: dict) -> AsyncIterator[dict]:
+        """Native stream pass-through: yields each upstream event object as it arrives."""
+        url = self._url(model, "streamGenerateContent") + "?alt=sse"
+        finished = False
+        with upstream_failures(self.config.name):
+            async with get_client().stream("POST", url, content=orjson.dumps(body), headers=self._headers()) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise codec.parse_error(
+                        response.status_code, error_body(response), response.headers.get("retry-after")
+                    )
+                async for data in _sse_data(EventSource(response), self.config.name):
+                    if "error" in data:
+                        raise codec.parse_error(_status_of(data), data)
+                    finished = finished or _has_finish(data)
+                    yield data
+        if not finished:
+            raise UpstreamError(f"upstream '{self.config.name}' ended the stream before the answer was complete")
+
     async def embed(self, req: hub.EmbedRequest) -> hub.EmbedResponse:
         url = self._url(req.upstream_model, "batchEmbedContents")
         step = codec.EMBED_BATCH_LIMIT
@@ -116,3 +142,16 @@ def _settle_finish(event: hub.StreamEvent, called: set[int], finished: set[int])
             delta.finish_reason = "tool_calls"
         if delta.finish_reason:
             finished.add(delta.index)
+
+
+def _status_of(event: dict) -> int:
+    error = event.get("error")
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, int) and 400 <= code <= 599 else 502
+
+
+def _has_finish(event: dict) -> bool:
+    candidates = event.get("candidates")
+    if not isinstance(candidates, list):
+        return isinstance(event.get("promptFeedback"), dict)  # a blocked prompt ends the stream
+    return any(isinstance(c, dict) and c.get("finishReason") for c in candidates)
