@@ -46,24 +46,47 @@ def web_images() -> dict[str, tuple[bytes, str]]:
 
 
 @pytest.fixture
-def fake_gemini(settings, web_images):
-    """The fake Gemini upstream, wired in as the default Gemini upstream (GEMINI_API_KEY)."""
-    fake = FakeGemini(api_key=UPSTREAM_KEY)
-    settings.GEMINI_API_KEY = UPSTREAM_KEY
-    settings.GEMINI_BASE_URL = GEMINI_URL
+def upstream_hosts(web_images):
+    """Host name -> fake handler; every outbound request of the gateway goes through this table."""
+    hosts: dict = {}
 
     async def dispatch(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "gemini.test":
-            return await fake.handler(request)
+        if request.url.host in hosts:
+            return await hosts[request.url.host](request)
         if request.url.path in web_images:
             data, content_type = web_images[request.url.path]
             return httpx.Response(200, content=data, headers={"content-type": content_type})
         return httpx.Response(404, text="not found")
 
     upstream_http.set_transport(httpx.MockTransport(dispatch))
-    routing.clear_cache()
-    yield fake
+    yield hosts
     upstream_http.set_transport(None)
+
+
+@pytest.fixture
+def fake_gemini(settings, upstream_hosts):
+    """The fake Gemini upstream, wired in as the default Gemini upstream (GEMINI_API_KEY)."""
+    fake = FakeGemini(api_key=UPSTREAM_KEY)
+    settings.GEMINI_API_KEY = UPSTREAM_KEY
+    settings.GEMINI_BASE_URL = GEMINI_URL
+    upstream_hosts["gemini.test"] = fake.handler
+    routing.clear_cache()
+    return fake
+
+
+@pytest.fixture
+def fake_openai(upstream_hosts, transactional_db):
+    """A fake OpenAI-compatible server, registered as the upstream 'compat' (kind openai)."""
+    from proxy_app.models import Upstream
+    from tests.fakes.openai_compat import FakeOpenAI
+
+    fake = FakeOpenAI(api_key="test-openai-key")
+    upstream = Upstream(name="compat", kind="openai", base_url="http://openai.test/v1")
+    upstream.set_api_key("test-openai-key")
+    upstream.save()
+    upstream_hosts["openai.test"] = fake.handler
+    routing.clear_cache()
+    return fake
 
 
 @pytest.fixture
@@ -157,7 +180,11 @@ def mapping(transactional_db):
     """mapping(alias, upstream_model, **kw): create a ModelMapping on the default Gemini upstream."""
     from proxy_app.models import ModelMapping
 
-    def _map(alias: str, upstream_model: str = "gemini-2.5-flash", **kwargs):
+    def _map(alias: str, upstream_model: str = "gemini-2.5-flash", upstream: str | None = None, **kwargs):
+        from proxy_app.models import Upstream
+
+        if upstream:
+            kwargs["upstream"] = Upstream.objects.get(name=upstream)
         m = ModelMapping.objects.create(alias=alias, upstream_model=upstream_model, **kwargs)
         routing.clear_cache()
         return m
@@ -182,3 +209,12 @@ def ollama_client(gateway_url, api_key, fake_gemini):
     import ollama
 
     return ollama.Client(host=gateway_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=20)
+
+
+@pytest.fixture
+def genai_client(gateway_url, api_key, fake_gemini):
+    """The official google-genai SDK pointed at the gateway, with the member's gateway key."""
+    from google import genai
+    from google.genai import types
+
+    return genai.Client(api_key=api_key, http_options=types.HttpOptions(base_url=gateway_url, timeout=20_000))
