@@ -6,6 +6,19 @@ cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
 export GATEWAY_VAR_DIR=${GATEWAY_VAR_DIR:-$(mktemp -d)}
 
+# The Gemini CLI end-to-end test needs the real CLI (npm); pinned, installed once into .cache/.
+CLI_DIR=.cache/gemini-cli
+if [ ! -x "$CLI_DIR/node_modules/.bin/gemini" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "== installing @google/gemini-cli@0.61.0 into $CLI_DIR (for tests/test_gemini_cli.py)"
+    mkdir -p "$CLI_DIR"
+    npm install --prefix "$CLI_DIR" --no-audit --no-fund --silent @google/gemini-cli@0.61.0 \
+      || echo "could not install the Gemini CLI: its test will be skipped"
+  else
+    echo "npm not found: the Gemini CLI test will be skipped"
+  fi
+fi
+
 echo "== test suite on SQLite"
 env -u DATABASE_URL "$BIN/pytest" "$@"
 
