@@ -1,10 +1,12 @@
-"""API keys: each belongs to one Django user; the secret itself is never stored."""
+"""API keys (each belongs to one Django user; the secret itself is never stored) and their limits."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 
 
@@ -33,3 +35,76 @@ class ApiKey(models.Model):
 
     def allows(self, model: str) -> bool:
         return not self.allowed_models or model in self.allowed_models
+
+
+class Limits(models.Model):
+    """Limits of one user, one key, or the default row (users without a row of their own).
+
+    Empty fields mean "no limit of that kind". A user's row replaces the default row as a whole
+    (an all-empty row exempts that user from the defaults); a key's row applies on top of its
+    user's, so both are enforced. Out of the box there is no row at all: nothing is limited.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="limits"
+    )
+    api_key = models.OneToOneField(ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="limits")
+    is_default = models.BooleanField(default=False, help_text="The limits of every user without limits of their own.")
+    rpm = models.PositiveIntegerField("requests per minute", null=True, blank=True, validators=[MinValueValidator(1)])
+    tpm = models.PositiveBigIntegerField("tokens per minute", null=True, blank=True, validators=[MinValueValidator(1)])
+    max_parallel = models.PositiveIntegerField(
+        "requests in flight", null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    daily_tokens = models.PositiveBigIntegerField(
+        "tokens per UTC day", null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    monthly_tokens = models.PositiveBigIntegerField(
+        "tokens per UTC month", null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    budget_usd = models.DecimalField(
+        "monthly budget (USD)", max_digits=12, decimal_places=4, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0.0001"))],
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    LIMIT_FIELDS = ("rpm", "tpm", "max_parallel", "daily_tokens", "monthly_tokens", "budget_usd")
+
+    class Meta:
+        verbose_name = "limits"
+        verbose_name_plural = "limits"
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(user__isnull=False, api_key__isnull=True, is_default=False)
+                    | models.Q(user__isnull=True, api_key__isnull=False, is_default=False)
+                    | models.Q(user__isnull=True, api_key__isnull=True, is_default=True)
+                ),
+                name="limits_exactly_one_owner",
+                violation_error_message="Limits belong to exactly one user, one key, or are the default.",
+            ),
+            models.UniqueConstraint(
+                fields=["is_default"], condition=models.Q(is_default=True), name="limits_single_default"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"limits of {self.owner_label()}"
+
+    def owner_label(self) -> str:
+        if self.is_default:
+            return "default"
+        if self.user_id:
+            return f"user {self.user}"
+        return f"key {self.api_key}"
+
+    def describe(self) -> str:
+        """'rpm=60, budget_usd=10.00' (only the limits that are set), or 'no limits'."""
+        parts = [f"{name}={self._text(name)}" for name in self.LIMIT_FIELDS if getattr(self, name) is not None]
+        return ", ".join(parts) or "no limits"
+
+    def _text(self, name: str) -> str:
+        value = getattr(self, name)
+        if name != "budget_usd":
+            return str(value)
+        whole, _, cents = f"{Decimal(value):f}".partition(".")
+        return f"{whole}.{cents.rstrip('0').ljust(2, '0')}"  # 25.5000 -> 25.50, 0.0015 stays

@@ -4,7 +4,9 @@ One small surface, two backends with the same semantics:
 - `MemoryCounters` (default): dicts in this process; right for a single gateway process.
   The event loop is single-threaded and the methods never await inside, so no locks.
 - `RedisCounters` (when REDIS_URL is set): correct across processes. Each `reserve` is ONE
-  Lua script call (one round trip) and each `settle` another.
+  Lua script call (one round trip) and each `settle` another. Exceptions: a cold day/month
+  counter costs one more call after its seed query, and each process's first call per script
+  also loads it (EVALSHA → NOSCRIPT → SCRIPT LOAD, handled by redis-py).
 
 The caller (proxy_app.quota) decides what to count; here a counter is an opaque key and a
 `Slot` says how to treat it:
@@ -20,7 +22,8 @@ The caller (proxy_app.quota) decides what to count; here a counter is an opaque 
 `reserve` checks `used + amount <= limit` for every slot and only then adds every amount, so a
 refused request reserves nothing. `settle` applies `Adjust`/`Release` operations (adjustments
 never take a counter below 0 and, unless `create`, never bring a missing one back).
-Clocks: `now` is passed in (UTC epoch seconds, injectable); key TTLs are only for cleanup.
+Clocks: `now` is passed in (UTC epoch seconds, injectable); key TTLs are only for cleanup
+(Redis counts them in real seconds, the memory backend against `now`).
 """
 
 from __future__ import annotations

@@ -22,12 +22,19 @@ Windows: requests/tokens per minute are fixed one-minute windows (a burst may st
 boundary); days and months are UTC calendar periods. Day/month/budget counters are seeded from
 the usage table when missing (a restart, a new period). When the Redis store does not answer,
 QUOTA_REDIS_FAILURE decides: "closed" (default) refuses with 503, "open" admits unmetered.
+
+Known edges, each bounded by the requests in flight at that moment: a day/month counter seeded
+while requests are in flight (a limit just added, a flushed Redis) does not hold their
+reservations, and their settlement applies only (actual − reserved), clamped at 0; a request
+settled after its period ended is charged to the new period only if that counter already exists
+(otherwise the seed finds it in the usage table once the writer has flushed it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import calendar
+import functools
 import logging
 import math
 import secrets
@@ -85,21 +92,27 @@ class Counted:
     reset_at: float  # when its window/period ends (UTC epoch seconds)
 
 
-def _window(kind: str, now: float) -> tuple[str, float, int]:
-    """(key suffix, reset time, key TTL) of the window or period `now` falls in."""
-    if kind in ("rpm", "tpm"):
-        minute = int(now // 60)
-        return f"{kind}:{minute}", (minute + 1) * 60.0, 180
-    if kind == "max_parallel":
-        return "inflight", now + 1, int(_setting("QUOTA_LEASE_SECONDS", 900))
-    moment = datetime.fromtimestamp(now, UTC)
-    name = "usd" if kind == "budget_usd" else "tokens"
-    if kind == "daily_tokens":
-        start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-        return f"{name}:d{start:%Y%m%d}", (start + timedelta(days=1)).timestamp(), 3 * DAY
-    days = calendar.monthrange(moment.year, moment.month)[1]
-    start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return f"{name}:m{start:%Y%m}", (start + timedelta(days=days)).timestamp(), 62 * DAY
+def windows(now: float) -> dict[str, tuple[str, float, int]]:
+    """kind -> (key suffix, reset time, key TTL) of the window or period `now` falls in."""
+    minute = int(now // 60)
+    found = dict(_periods(int(now // DAY)))  # UTC days are exactly DAY seconds of epoch time
+    found["rpm"] = (f"rpm:{minute}", (minute + 1) * 60.0, 180)
+    found["tpm"] = (f"tpm:{minute}", (minute + 1) * 60.0, 180)
+    found["max_parallel"] = ("inflight", now + 1, int(_setting("QUOTA_LEASE_SECONDS", 900)))
+    return found
+
+
+@functools.lru_cache(maxsize=8)
+def _periods(day_number: int) -> dict[str, tuple[str, float, int]]:
+    """The UTC day and month containing day `day_number` (cached: calendar maths is the slow part)."""
+    day = datetime.fromtimestamp(day_number * DAY, UTC)
+    month = day.replace(day=1)
+    month_end = (month + timedelta(days=calendar.monthrange(month.year, month.month)[1])).timestamp()
+    return {
+        "daily_tokens": (f"tokens:d{day:%Y%m%d}", (day_number + 1) * DAY, 3 * DAY),
+        "monthly_tokens": (f"tokens:m{month:%Y%m}", month_end, 62 * DAY),
+        "budget_usd": (f"usd:m{month:%Y%m}", month_end, 62 * DAY),
+    }
 
 
 def _key(scope: Scope, suffix: str) -> str:
@@ -120,13 +133,14 @@ def plan(limits: EffectiveLimits, now: float, *, tokens: int, micro_usd: int) ->
     """Every counter this request touches, user scope before key scope, in KINDS order."""
     amounts = {"rpm": 1, "max_parallel": 1, "tpm": tokens, "daily_tokens": tokens, "monthly_tokens": tokens,
                "budget_usd": micro_usd}  # fmt: skip
+    current = windows(now)
     counted = []
     for kind in KINDS:
         for scope in limits.scopes:
             value = getattr(scope.limits, kind)
             if value is None:
                 continue
-            suffix, reset_at, ttl = _window(kind, now)
+            suffix, reset_at, ttl = current[kind]
             slot = Slot(_key(scope, suffix), _mode(kind), _limit_units(kind, value), amounts[kind], ttl)
             counted.append(Counted(scope, kind, slot, reset_at))
     return tuple(counted)
@@ -241,13 +255,17 @@ _last_open_warning = -math.inf
 
 
 def _store_down(exc: StoreUnavailable, request_id: str, model: str, now: float) -> Admission:
+    """Apply QUOTA_REDIS_FAILURE: anything but "open" fails closed (never silent unlimited use)."""
     global _last_open_warning
-    if _setting("QUOTA_REDIS_FAILURE", "closed") != "open":
-        log.error("rate-limit store unavailable, refusing requests (QUOTA_REDIS_FAILURE=closed): %s", exc)
-        raise UpstreamUnavailable("rate-limit store unavailable", retry_after=1) from exc
-    if time.monotonic() - _last_open_warning > 10:  # one line per 10 s, not one per request
+    closed = _setting("QUOTA_REDIS_FAILURE", "closed") != "open"
+    if time.monotonic() - _last_open_warning > 10:  # one log line per 10 s, not one per request
         _last_open_warning = time.monotonic()
-        log.warning("rate-limit store unavailable, admitting without limits (QUOTA_REDIS_FAILURE=open): %s", exc)
+        if closed:
+            log.error("rate-limit store unavailable, refusing requests (QUOTA_REDIS_FAILURE=closed): %s", exc)
+        else:
+            log.warning("rate-limit store unavailable, admitting without limits (QUOTA_REDIS_FAILURE=open): %s", exc)
+    if closed:
+        raise UpstreamUnavailable("rate-limit store unavailable", retry_after=1) from exc
     return Admission(request_id, model, now, degraded=True)
 
 
@@ -385,6 +403,7 @@ def settle_ops(admission: Admission, tokens: int, micro_usd: int, now: float) ->
     be dated); the reservation is taken back from the one it was made in.
     """
     ops: list[Adjust | Release] = []
+    current = windows(now)
     for c in admission.counted:
         if c.kind == "max_parallel":
             ops.append(Release(c.slot.key, admission.member))
@@ -392,13 +411,13 @@ def settle_ops(admission: Admission, tokens: int, micro_usd: int, now: float) ->
         if c.kind == "rpm":
             continue
         actual = micro_usd if c.kind == "budget_usd" else tokens
-        suffix, _, ttl = _window(c.kind, now)
-        current = _key(c.scope, suffix)
-        if current == c.slot.key:
-            ops.append(Adjust(current, actual - c.slot.amount, ttl))
+        suffix, _, ttl = current[c.kind]
+        key = _key(c.scope, suffix)
+        if key == c.slot.key:
+            ops.append(Adjust(key, actual - c.slot.amount, ttl))
         else:
             ops.append(Adjust(c.slot.key, -c.slot.amount, c.slot.ttl))
-            ops.append(Adjust(current, actual, ttl, create=c.slot.mode == "count"))
+            ops.append(Adjust(key, actual, ttl, create=c.slot.mode == "count"))
     return ops
 
 

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 
 from accounts import limits
 from accounts.authentication import KeyIdentity
@@ -40,6 +42,14 @@ def _fresh_limit_and_price_caches():
     limits.clear_cache()
     pricing.clear_cache()
     quota.clear_cache()
+
+
+@pytest.fixture(autouse=True)
+async def _close_orm_thread_connection():
+    """The async ORM ran in asgiref's shared worker thread, outside any request: give its
+    connection back (as request_finished does in the gateway) so the test database can be dropped."""
+    yield
+    await sync_to_async(connections.close_all)()
 
 
 def identity_of(key) -> KeyIdentity:
@@ -189,6 +199,18 @@ async def test_effective_limits_are_cached_briefly(alice):
 
 
 # --- windows roll over -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("moment", "day_key", "day_end", "month_key", "month_end"), [
+    (datetime(2026, 12, 31, 23, 59, 59), "tokens:d20261231", datetime(2027, 1, 1), "tokens:m202612", datetime(2027, 1, 1)),
+    (datetime(2028, 2, 29, 0, 0, 0), "tokens:d20280229", datetime(2028, 3, 1), "tokens:m202802", datetime(2028, 3, 1)),
+    (datetime(2026, 3, 1, 0, 0, 0), "tokens:d20260301", datetime(2026, 3, 2), "tokens:m202603", datetime(2026, 4, 1)),
+])  # fmt: skip
+def test_utc_day_and_month_periods(moment, day_key, day_end, month_key, month_end):
+    found = quota.windows(moment.replace(tzinfo=UTC).timestamp())
+    assert found["daily_tokens"][:2] == (day_key, day_end.replace(tzinfo=UTC).timestamp())
+    assert found["monthly_tokens"][:2] == (month_key, month_end.replace(tzinfo=UTC).timestamp())
+    assert found["budget_usd"][0] == "usd:" + month_key.split(":")[1]
 
 
 async def test_minute_windows_roll_over(backend, alice):
