@@ -214,6 +214,20 @@ IMAGE_FETCH_TIMEOUT = env_float("GATEWAY_IMAGE_FETCH_TIMEOUT", 10.0)
 # Networks image URLs may resolve to despite being private/loopback/link-local (SSRF guard).
 IMAGE_FETCH_ALLOWED_NETWORKS = env_networks("GATEWAY_IMAGE_FETCH_ALLOWED_NETWORKS")
 
+# Quotas and rate limits (accounts.Limits, proxy_app.quota): counters in process memory, or in
+# Redis when REDIS_URL is set. If Redis cannot be reached: "closed" refuses with 503 (default),
+# "open" admits without counting.
+QUOTA_REDIS_FAILURE = env_str("GATEWAY_QUOTA_REDIS_FAILURE", "closed")
+if QUOTA_REDIS_FAILURE not in {"closed", "open"}:
+    raise ImproperlyConfigured(f"GATEWAY_QUOTA_REDIS_FAILURE={QUOTA_REDIS_FAILURE!r} must be 'closed' or 'open'")
+QUOTA_DEFAULT_MAX_TOKENS = env_int("GATEWAY_QUOTA_DEFAULT_MAX_TOKENS", 4096, minimum=1)
+QUOTA_LEASE_SECONDS = env_int("GATEWAY_QUOTA_LEASE_SECONDS", 900, minimum=10)
+QUOTA_REDIS_TIMEOUT = env_float("GATEWAY_QUOTA_REDIS_TIMEOUT", 0.5)
+QUOTA_REDIS_MAX_CONNECTIONS = env_int("GATEWAY_QUOTA_REDIS_MAX_CONNECTIONS", 50, minimum=1)
+QUOTA_REDIS_PREFIX = env_str("GATEWAY_QUOTA_REDIS_PREFIX", "gwq")
+LIMITS_CACHE_SECONDS = env_float("GATEWAY_LIMITS_CACHE_SECONDS", 2.0)
+PRICE_CACHE_SECONDS = env_float("GATEWAY_PRICE_CACHE_SECONDS", 30.0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -229,3 +243,36 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
 }
+
+# --- Observability: JSON access log and /metrics (proxy_app/observability.py) -----------------
+# One JSON line per proxied request on stdout and/or a rotating file. RotatingFileHandler is not
+# safe for several processes sharing one file: put `{pid}` in the name to give each its own.
+ACCESS_LOG_STDOUT = env_bool("GATEWAY_ACCESS_LOG_STDOUT", True)
+ACCESS_LOG_FILE = env_str("GATEWAY_ACCESS_LOG_FILE").replace("{pid}", str(os.getpid()))
+ACCESS_LOG_MAX_BYTES = env_int("GATEWAY_ACCESS_LOG_MAX_BYTES", 100 * 1024 * 1024, minimum=1024)
+ACCESS_LOG_BACKUPS = env_int("GATEWAY_ACCESS_LOG_BACKUPS", 5, minimum=0)
+# Peers allowed to read /metrics (the address daphne sees: a reverse proxy counts as the peer).
+METRICS_ALLOWED_NETWORKS = env_networks("GATEWAY_METRICS_ALLOWED_IPS") or [
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+]
+# Read by prometheus-client itself (multiprocess mode); checked here so a typo fails at start.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR={PROMETHEUS_MULTIPROC_DIR!r} is not a directory")
+
+LOGGING["formatters"]["json_line"] = {"()": "proxy_app.observability.JsonLineFormatter"}
+_access_handlers = []
+if ACCESS_LOG_STDOUT:
+    LOGGING["handlers"]["access_stdout"] = {
+        "class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json_line",
+    }
+    _access_handlers.append("access_stdout")
+if ACCESS_LOG_FILE:
+    Path(ACCESS_LOG_FILE).parent.mkdir(parents=True, exist_ok=True)
+    LOGGING["handlers"]["access_file"] = {
+        "class": "logging.handlers.RotatingFileHandler", "filename": ACCESS_LOG_FILE, "formatter": "json_line",
+        "maxBytes": ACCESS_LOG_MAX_BYTES, "backupCount": ACCESS_LOG_BACKUPS, "encoding": "utf-8", "delay": True,
+    }
+    _access_handlers.append("access_file")
+LOGGING["loggers"]["gateway.access"] = {"handlers": _access_handlers, "level": "INFO", "propagate": False}

@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 
 from accounts.authentication import KeyIdentity
-from proxy_app import hub, media, routing, signatures, usage
+from proxy_app import hub, media, quota, routing, signatures, usage
 from proxy_app.errors import GatewayError, UpstreamError
 from proxy_app.upstreams import UpstreamClient, client_for
 from proxy_app.usage import CallContext
@@ -30,11 +30,29 @@ log = logging.getLogger(__name__)
 MALFORMED_CALL = "The model produced a malformed function call and could not finish its answer."
 
 
-async def open_route(model: str, identity: KeyIdentity, ctx: CallContext) -> tuple[routing.Route, UpstreamClient]:
+async def open_route(
+    model: str, identity: KeyIdentity, ctx: CallContext, *, prompt_estimate: int | None = None,
+    max_tokens: int | None = None,
+) -> tuple[routing.Route, UpstreamClient]:
+    """Resolve the model (404/403 first), then, for a call that will reach the upstream
+    (`prompt_estimate` given), admit it against the key's and user's limits (429)."""
     ctx.requested_model = model
     route = await routing.resolve(model, identity)
     ctx.upstream_name, ctx.upstream_model = route.upstream.name, route.upstream_model
+    if prompt_estimate is not None:
+        ctx.admission = await quota.admit(
+            identity, model=route.upstream_model, prompt_estimate=prompt_estimate, max_tokens=max_tokens,
+            request_id=ctx.request_id,
+        )
     return route, client_for(route.upstream)
+
+
+async def open_chat_route(req: hub.ChatRequest, identity: KeyIdentity, ctx: CallContext):
+    """`open_route` for a hub chat request: its worst case is the prompt plus max tokens per choice."""
+    max_tokens = req.max_tokens * req.n if req.max_tokens else None
+    return await open_route(
+        req.model, identity, ctx, prompt_estimate=hub.estimate_prompt_tokens(req.messages), max_tokens=max_tokens
+    )
 
 
 async def prepare(req: hub.ChatRequest, route: routing.Route) -> None:
@@ -63,7 +81,8 @@ async def stream_chat(req: hub.ChatRequest, client: UpstreamClient, ctx: CallCon
 
 
 async def embed(req: hub.EmbedRequest, identity: KeyIdentity, ctx: CallContext) -> hub.EmbedResponse:
-    route, client = await open_route(req.model, identity, ctx)
+    estimate = sum(hub.estimate_tokens(text) for text in req.inputs)
+    route, client = await open_route(req.model, identity, ctx, prompt_estimate=estimate, max_tokens=0)
     req.upstream_model = route.upstream_model
     resp = await client.embed(req)
     usage.record(ctx, status=200, usage=resp.usage)

@@ -75,6 +75,8 @@ def error_response(dialect: Dialect, err: GatewayError) -> HttpResponse:
         headers["Retry-After"] = str(err.retry_after)
     if err.status == 401:
         headers["WWW-Authenticate"] = dialect.auth_header
+    if err.code == "insufficient_quota":  # waiting will not help before the period ends
+        headers["x-should-retry"] = "false"
     return json_response(dialect.build_error(err), status=err.status, headers=headers)
 
 
@@ -88,15 +90,19 @@ async def serve(
         except AuthFailure as exc:
             raise Unauthorized(str(exc)) from None
         ctx.user_id, ctx.key_id, ctx.key_prefix = identity.user_id, identity.key_id, identity.prefix
-        return await operation(request, identity, ctx, **(kwargs or {}))
+        response = await operation(request, identity, ctx, **(kwargs or {}))
     except GatewayError as err:
         usage.record(ctx, status=err.status, error_code=err.code)
-        return error_response(dialect, err)
+        response = error_response(dialect, err)
     except Exception:  # a bug of ours: still an answer in the dialect's shape, and a usage row
         log.exception("unhandled error in %s %s", dialect.name, endpoint)
         err = GatewayError("The gateway failed to process this request.")
         usage.record(ctx, status=500, error_code=err.code)
-        return error_response(dialect, err)
+        response = error_response(dialect, err)
+    if ctx.admission is not None:  # OpenAI-style x-ratelimit-* headers, on answers and refusals
+        for name, value in ctx.admission.headers().items():
+            response[name] = value
+    return response
 
 
 async def stream_frames(events: AsyncIterator, encoder) -> AsyncIterator[bytes]:

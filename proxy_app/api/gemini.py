@@ -54,7 +54,7 @@ async def model_method(request: HttpRequest, identity: KeyIdentity, ctx: CallCon
         raise NotFound(f"Method '{method or tail}' is not supported on models.", code="not_found")
     ctx.endpoint = method
     body = gn.normalise(read_json(request))
-    route, client = await pipeline.open_route(model, identity, ctx)
+    route, client = await pipeline.open_route(model, identity, ctx, **_admission_estimate(body, method))
     if route.same_family("gemini"):
         return await _pass_through(request, body, model, method, route, client, ctx)
     if method in ("embedContent", "batchEmbedContents"):
@@ -70,6 +70,18 @@ async def model_method(request: HttpRequest, identity: KeyIdentity, ctx: CallCon
         return stream_response(stream_frames(events, encoder), encoder.media_type)
     resp = await pipeline.chat(req, client, ctx)
     return json_response(gn.build_generate_response(resp, model, include_thoughts=req.include_thoughts))
+
+
+def _admission_estimate(body: dict, method: str) -> dict:
+    """What to reserve against the limits: the prompt, plus the most the answer may take.
+    countTokens costs nothing upstream and is not counted."""
+    if method == "countTokens":
+        return {}
+    config = body.get("generationConfig") if isinstance(body.get("generationConfig"), dict) else {}
+    most, n = config.get("maxOutputTokens"), config.get("candidateCount") or 1
+    generating = method in ("generateContent", STREAM)
+    max_tokens = most * n if generating and isinstance(most, int) and isinstance(n, int) else (None if generating else 0)
+    return {"prompt_estimate": gn.estimate_prompt(body), "max_tokens": max_tokens}
 
 
 def _wants_sse(request: HttpRequest) -> bool:

@@ -45,7 +45,7 @@ async def _generate(request, identity, ctx, parse, build, encoder_class) -> Http
         return json_response(ol.build_load_response(load.model, done_reason=load.done_reason,
                                                     generate=parse is ol.parse_generate_request))
     req = parse(body)
-    route, client = await pipeline.open_route(req.model, identity, ctx)
+    route, client = await pipeline.open_chat_route(req, identity, ctx)
     await pipeline.prepare(req, route)
     if req.stream:
         events = await pipeline.stream_chat(req, client, ctx)

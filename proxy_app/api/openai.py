@@ -34,7 +34,7 @@ async def _chat_like(
     body = read_json(request)
     req = parse(body)
     ctx.requested_model = req.model
-    route, client = await pipeline.open_route(req.model, identity, ctx)
+    route, client = await pipeline.open_chat_route(req, identity, ctx)
     if route.same_family("openai") and parse is oa.parse_chat_request:
         return await _pass_through(body, req, route, client, ctx)
     await pipeline.prepare(req, route)

@@ -1,0 +1,124 @@
+"""Limits enforced end to end: real gateway on a socket, real SDKs, both counter backends."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import httpx
+import openai
+import pytest
+from django.core.management import call_command
+
+from proxy_app import counters, quota
+from proxy_app.counters import MemoryCounters, RedisCounters
+from tests.test_counters import TEST_REDIS_URL, redis_unavailable_reason
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CHAT = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request):
+    if request.param == "redis":
+        reason = redis_unavailable_reason()
+        if reason:
+            print(f"SKIP: {reason}")
+            pytest.skip(reason)
+        made = RedisCounters(TEST_REDIS_URL, prefix=f"gwapi-{uuid.uuid4().hex[:12]}")
+    else:
+        made = MemoryCounters()
+    counters.set_counters(made)
+    quota.clear_cache()
+    yield request.param
+    counters.set_counters(None)
+    quota.clear_cache()
+
+
+def limits(*args: str) -> None:
+    call_command("set_limits", *args)
+    quota.clear_cache()
+
+
+def wait_until(check, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def test_rpm_refusal_in_every_dialect_with_headers(backend, openai_client, gateway_url, api_key, fake_gemini):
+    limits("--user", "alice", "--rpm", "2")
+    first = openai_client.chat.completions.with_raw_response.create(model="gemini-2.5-flash", messages=CHAT)
+    assert first.headers["x-ratelimit-limit-requests"] == "2"
+    assert first.headers["x-ratelimit-remaining-requests"] == "1"
+    assert first.headers["x-ratelimit-reset-requests"].endswith("s")
+    openai_client.chat.completions.create(model="gemini-2.5-flash", messages=CHAT)
+    with pytest.raises(openai.RateLimitError) as info:
+        openai_client.chat.completions.create(model="gemini-2.5-flash", messages=CHAT)
+    assert info.value.code == "rate_limit_exceeded" and "requests per minute" in info.value.message
+    assert 1 <= int(info.value.response.headers["retry-after"]) <= 60
+    ollama = httpx.post(f"{gateway_url}/api/chat", headers={"authorization": f"Bearer {api_key}"},
+                        json={"model": "gemini-2.5-flash", "messages": CHAT, "stream": False})
+    assert ollama.status_code == 429 and "requests per minute" in ollama.json()["error"]
+    gemini = httpx.post(f"{gateway_url}/v1beta/models/gemini-2.5-flash:generateContent", headers={"x-goog-api-key": api_key},
+                        json={"contents": [{"parts": [{"text": "hi"}]}]})
+    assert gemini.status_code == 429 and gemini.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+
+
+def test_daily_token_quota_is_insufficient_quota(backend, openai_client, fake_gemini, usage_rows):
+    limits("--user", "alice", "--daily-tokens", "200")
+    openai_client.chat.completions.create(model="gemini-2.5-flash", messages=CHAT, max_tokens=50)
+    with pytest.raises(openai.RateLimitError) as info:
+        openai_client.chat.completions.create(model="gemini-2.5-flash", messages=CHAT, max_tokens=500)
+    assert info.value.code == "insufficient_quota" and info.value.type == "insufficient_quota"
+    assert info.value.response.headers["x-should-retry"] == "false"
+    rows = usage_rows()
+    assert [r.status for r in rows] == [200, 429] and rows[0].cost_usd > 0
+
+
+def test_parallel_limit_and_release_after_disconnect(backend, gateway_url, api_key, fake_gemini, openai_client):
+    limits("--token", "laptop", "--max-parallel", "1")
+    fake_gemini.chunk_delay = 0.2
+    fake_gemini.script("text", chunks=[f"w{i} " for i in range(30)])
+    started, checked = threading.Event(), threading.Event()
+
+    def slow_stream():
+        with httpx.stream("POST", f"{gateway_url}/v1/chat/completions", headers={"authorization": f"Bearer {api_key}"},
+                          json={"model": "gemini-2.5-flash", "messages": CHAT, "stream": True}) as resp:
+            for line in resp.iter_lines():
+                if "w1" in line:
+                    started.set()
+                    checked.wait(10)
+                    break  # then the client walks away mid-stream
+
+    worker = threading.Thread(target=slow_stream)
+    worker.start()
+    assert started.wait(10)
+    try:
+        with pytest.raises(openai.RateLimitError, match="in flight"):
+            openai_client.chat.completions.create(model="gemini-2.5-flash", messages=CHAT)
+    finally:
+        checked.set()
+    worker.join(10)
+
+    def admitted() -> bool:
+        try:
+            openai_client.chat.completions.create(model="gemini-2.5-flash", messages=CHAT)
+            return True
+        except openai.RateLimitError:
+            return False
+
+    wait_until(admitted)  # the disconnected stream's slot was released
+
+
+def test_usage_report_shows_cost(openai_client, fake_gemini, usage_rows):
+    import json
+    from io import StringIO
+
+    openai_client.chat.completions.create(model="gemini-2.5-flash", messages=CHAT)
+    usage_rows()
+    out = StringIO()
+    call_command("usage_report", "--json", stdout=out)
+    assert json.loads(out.getvalue())["totals"]["cost_usd"] > 0
