@@ -1,0 +1,130 @@
+"""200 simultaneous requests against a small token quota, across two real gateway processes that
+share Redis and PostgreSQL: the quota holds, and the usage table matches the counters exactly.
+
+Needs the real PostgreSQL (TEST_POSTGRES_URL) and Redis (TEST_REDIS_URL); skipped with the reason
+printed when either does not answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+
+import httpx
+import pytest
+
+from tests.test_counters import TEST_REDIS_URL, redis_unavailable_reason
+from tests.test_server import Daphne, gateway_env, manage
+
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+QUOTA = 3000
+REQUESTS = 200
+MAX_TOKENS = 40
+
+
+def postgres_unavailable_reason() -> str | None:
+    import psycopg
+
+    try:
+        psycopg.connect(PG_URL.replace("postgres://", "postgresql://", 1), connect_timeout=3).close()
+    except Exception as exc:
+        return f"no PostgreSQL at {PG_URL} ({type(exc).__name__}: {exc}); set TEST_POSTGRES_URL"
+    return None
+
+
+@pytest.fixture
+def shared_stores(tmp_path):
+    """A fresh PostgreSQL database and a Redis key prefix of this test's own."""
+    import psycopg
+
+    for reason in (postgres_unavailable_reason(), redis_unavailable_reason()):
+        if reason:
+            print(f"SKIP: {reason}")
+            pytest.skip(reason)
+    name = f"gw_conc_{uuid.uuid4().hex[:10]}"
+    admin_url = PG_URL.replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield {"DATABASE_URL": f"{PG_URL.rsplit('/', 1)[0]}/{name}", "REDIS_URL": TEST_REDIS_URL,
+           "GATEWAY_QUOTA_REDIS_PREFIX": f"gwconc-{name}"}
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def fake_gemini_server(tmp_path):
+    from tests.conftest import free_port
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.gemini", "--port", str(port)],
+                            cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/v1beta/models", headers={"x-goog-api-key": "test-upstream-key"}, timeout=1)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "fake Gemini did not start"
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+async def _fire(urls: list[str], key: str) -> list[httpx.Response]:
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=REQUESTS)) as client:
+        async def one(i: int) -> httpx.Response:
+            return await client.post(
+                f"{urls[i % len(urls)]}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                json={"model": "gemini-2.5-flash", "max_tokens": MAX_TOKENS,
+                      "messages": [{"role": "user", "content": f"request number {i} " + "word " * 20}]},
+            )
+
+        return await asyncio.gather(*(one(i) for i in range(REQUESTS)))
+
+
+def test_quota_holds_across_two_processes(tmp_path, shared_stores, fake_gemini_server):
+    env = gateway_env(tmp_path, GEMINI_BASE_URL=fake_gemini_server, GEMINI_API_KEY="test-upstream-key",
+                      GATEWAY_ACCESS_LOG_STDOUT="false", **shared_stores)
+    assert manage(env, "migrate", "--noinput").returncode == 0
+    key = manage(env, "issue_token", "crowd", "--create-user").stdout.strip().splitlines()[-1]
+    assert manage(env, "set_limits", "--user", "crowd", "--daily-tokens", str(QUOTA)).returncode == 0
+    servers = [Daphne(env), Daphne(env)]
+    try:
+        responses = asyncio.run(_fire([s.url for s in servers], key))
+    finally:
+        for server in servers:
+            server.stop()  # graceful: each flushes its usage rows
+
+    statuses = [r.status_code for r in responses]
+    admitted = [r.json() for r in responses if r.status_code == 200]
+    assert set(statuses) <= {200, 429}, statuses
+    assert admitted and statuses.count(429) > 0
+    assert all(r.json()["error"]["code"] == "insufficient_quota" for r in responses if r.status_code == 429)
+    used = sum(a["usage"]["total_tokens"] for a in admitted)
+    # Each admitted request reserved its worst case, so the quota can only be passed by a request
+    # that used more than it reserved; with honest estimates it is never passed at all.
+    assert used <= QUOTA
+
+    probe = (
+        "import asyncio, json; from django.db.models import Sum; from accounts.authentication import KeyIdentity; "
+        "from django.contrib.auth.models import User; from proxy_app.models import UsageRecord; from proxy_app import quota; "
+        "u = User.objects.get(username='crowd'); k = u.api_keys.get(); "
+        "ident = KeyIdentity(k.pk, u.pk, u.username, k.prefix, (), None, False); "
+        "rows = UsageRecord.objects.filter(user=u); "
+        "st = [s for s in asyncio.run(quota.status(ident)) if s.kind == 'daily_tokens']; "
+        "print(json.dumps({'rows': rows.count(), 'ok': rows.filter(status=200).count(), "
+        "'tokens': rows.aggregate(t=Sum('total_tokens'))['t'], 'counter': st[0].used}))"
+    )
+    result = manage(env, "shell", "-c", probe)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["rows"] == REQUESTS and seen["ok"] == len(admitted)
+    assert seen["tokens"] == used == seen["counter"]
+    print(f"admitted {len(admitted)}/{REQUESTS}, used {used} of {QUOTA} tokens, counter {seen['counter']}")
