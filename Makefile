@@ -38,6 +38,7 @@ demo: install-test
 
 bench: install-test
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.limits
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -45,6 +45,7 @@ class Stack:
     gateway_port: int = field(default_factory=free_port)
     api_key: str = ""
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. REDIS_URL for the gateway
 
     @property
     def fake_url(self) -> str:
@@ -64,6 +65,7 @@ class Stack:
             "GATEWAY_VAR_DIR": str(self.workdir),
             "DJANGO_SECRET_KEY": self._secret,
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
 
     def __post_init__(self) -> None:
@@ -80,15 +82,24 @@ class Stack:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stderr[-2000:]}")
         return done.stdout
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 30.0, limits: tuple[str, ...] = ()) -> None:
+        self.start_fake(timeout)
+        self.start_gateway(timeout, limits)
+
+    def start_fake(self, timeout: float = 30.0) -> None:
         self._spawn("fake", [sys.executable, "-m", "tests.fakes.gemini", "--host", HOST,
                              "--port", str(self.fake_port), "--api-key", UPSTREAM_KEY,
                              "--chunk-delay", str(self.chunk_delay)])
-        self.manage("migrate", "--noinput")
-        self.api_key = self.manage("issue_token", "bench", "--create-user").strip().splitlines()[-1]
-        self._spawn("gateway", [sys.executable, "-m", "daphne", "-b", HOST, "-p",
-                                str(self.gateway_port), "gateway_site.asgi:application"])
         self._wait_ready("fake", f"{self.fake_url}/v1beta/models", {"x-goog-api-key": UPSTREAM_KEY}, timeout)
+
+    def start_gateway(self, timeout: float = 30.0, limits: tuple[str, ...] = ()) -> None:
+        """A gateway on this stack's database; `limits` are set_limits flags for the bench user."""
+        self.manage("migrate", "--noinput")
+        if not self.api_key:
+            self.api_key = self.manage("issue_token", "bench", "--create-user").strip().splitlines()[-1]
+        self.manage("set_limits", "--user", "bench", *(limits or ("--clear",)))
+        self._spawn("gateway", [sys.executable, "-m", "gateway_site.serve", "-b", HOST, "-p",
+                                str(self.gateway_port), "gateway_site.asgi:application"])
         self._wait_ready("gateway", f"{self.gateway_url}/health", {}, timeout)
 
     def stop(self, name: str, grace: float = 15.0) -> int | None:

@@ -1,6 +1,8 @@
 """ASGI entry point: `gateway_site.asgi:application`, served by daphne.
 
 HTTP goes to Django (static files first, through ServeStatic); WebSocket routes join here later.
+GET /metrics is answered ahead of all that by proxy_app.observability.MetricsASGI, which also
+counts HTTP requests in flight.
 """
 
 from __future__ import annotations
@@ -15,9 +17,14 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
 from gateway_site.middleware import RequestIdASGI  # noqa: E402
+from proxy_app.observability import MetricsASGI  # noqa: E402
 
 django_app = get_asgi_application()
 
 application = ProtocolTypeRouter(
-    {"http": RequestIdASGI(ServeStaticASGI(django_app, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL))}
+    {
+        "http": MetricsASGI(
+            RequestIdASGI(ServeStaticASGI(django_app, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL))
+        )
+    }
 )

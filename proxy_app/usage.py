@@ -9,6 +9,7 @@ queue is flushed (daphne has no lifespan hooks, libraries.md finding 6).
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import queue
@@ -17,13 +18,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import connections
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from proxy_app import hub
+from proxy_app import hub, observability, pricing
 
 log = logging.getLogger(__name__)
 MAX_WRITE_ATTEMPTS = 20
@@ -48,6 +50,7 @@ class CallContext:
     disconnected: bool = False
     first_token_at: float | None = None
     recorded: bool = False
+    admission: Any = None  # proxy_app.quota.Admission once the request was admitted
 
     def mark_first_token(self) -> None:
         if self.first_token_at is None:
@@ -61,32 +64,48 @@ def record(ctx: CallContext, *, status: int, usage: hub.Usage | None = None, err
     ctx.recorded = True
     usage = usage or hub.Usage(source="estimated")
     now = time.monotonic()
-    writer.submit(
-        {
-            "created_at": timezone.now(),
-            "request_id": ctx.request_id,
-            "user_id": ctx.user_id,
-            "api_key_id": ctx.key_id,
-            "key_prefix": ctx.key_prefix,
-            "dialect": ctx.dialect,
-            "endpoint": ctx.endpoint,
-            "requested_model": ctx.requested_model[:200],
-            "upstream_name": ctx.upstream_name,
-            "upstream_model": ctx.upstream_model[:200],
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "reasoning_tokens": usage.reasoning_tokens,
-            "cached_tokens": usage.cached_tokens,
-            "total_tokens": usage.total_tokens,
-            "token_source": usage.source,
-            "status": status,
-            "error_code": error_code or "",
-            "streamed": ctx.streamed,
-            "client_disconnected": ctx.disconnected,
-            "latency_ms": int((now - ctx.started) * 1000),
-            "ttft_ms": int((ctx.first_token_at - ctx.started) * 1000) if ctx.first_token_at else None,
-        }
-    )
+    row = {
+        "created_at": timezone.now(),
+        "request_id": ctx.request_id,
+        "user_id": ctx.user_id,
+        "api_key_id": ctx.key_id,
+        "key_prefix": ctx.key_prefix,
+        "dialect": ctx.dialect,
+        "endpoint": ctx.endpoint,
+        "requested_model": ctx.requested_model[:200],
+        "upstream_name": ctx.upstream_name,
+        "upstream_model": ctx.upstream_model[:200],
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "total_tokens": usage.total_tokens,
+        "token_source": usage.source,
+        "status": status,
+        "error_code": error_code or "",
+        "streamed": ctx.streamed,
+        "client_disconnected": ctx.disconnected,
+        "latency_ms": int((now - ctx.started) * 1000),
+        "ttft_ms": int((ctx.first_token_at - ctx.started) * 1000) if ctx.first_token_at else None,
+        "cost_usd": pricing.cost(ctx.upstream_model or ctx.requested_model, usage),
+    }
+    if ctx.admission is not None:
+        _settle_soon(ctx.admission, usage, ctx.upstream_model)
+    writer.submit(row)
+    observability.request_finished(row)  # access-log line and metrics
+
+
+_settling: set[asyncio.Task] = set()
+
+
+def _settle_soon(admission, usage: hub.Usage, model: str) -> None:
+    """Settle the request's quota reservation (release its in-flight slot, correct the counters
+    to the real usage) in a task: `record` runs in `finally` blocks, even under cancellation."""
+    from proxy_app import quota
+
+    task = asyncio.get_running_loop().create_task(quota.settle(admission, usage, model))
+    _settling.add(task)
+    task.add_done_callback(_settling.discard)
 
 
 class UsageWriter:
@@ -202,6 +221,7 @@ def report(*, username: str | None = None, since: datetime | None = None) -> lis
             prompt_tokens=Sum("prompt_tokens"),
             completion_tokens=Sum("completion_tokens"),
             total_tokens=Sum("total_tokens"),
+            cost_usd=Sum("cost_usd"),
         )
         .order_by("user__username", "requested_model")
     )
@@ -216,9 +236,10 @@ def _report_row(t: dict) -> dict:
         "prompt_tokens": t["prompt_tokens"] or 0,
         "completion_tokens": t["completion_tokens"] or 0,
         "total_tokens": t["total_tokens"] or 0,
+        "cost_usd": float(t["cost_usd"] or 0),
     }
 
 
 def totals(rows: Iterable[dict]) -> dict:
-    keys = ("requests", "prompt_tokens", "completion_tokens", "total_tokens")
+    keys = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd")
     return {k: sum(r[k] for r in rows) for k in keys}

@@ -101,8 +101,10 @@ def test_usage_report(user, django_user_model):
         )
     data = json.loads(run("usage_report", "--json"))
     assert data["rows"] == [
-        {"user": "alice", "model": "gpt-4o", "requests": 2, "prompt_tokens": 11, "completion_tokens": 6, "total_tokens": 17},
-        {"user": "carol", "model": "gemini-2.5-pro", "requests": 1, "prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+        {"user": "alice", "model": "gpt-4o", "requests": 2, "prompt_tokens": 11, "completion_tokens": 6, "total_tokens": 17,
+         "cost_usd": 0.0},
+        {"user": "carol", "model": "gemini-2.5-pro", "requests": 1, "prompt_tokens": 7, "completion_tokens": 3,
+         "total_tokens": 10, "cost_usd": 0.0},
     ]
     assert data["totals"]["total_tokens"] == 27
     assert json.loads(run("usage_report", "--json", "--user", "carol"))["totals"]["requests"] == 1
