@@ -1,14 +1,76 @@
-"""Key admin: the prefix is shown, the secret appears exactly once, on the page after creation."""
+"""Key admin (prefix shown, secret shown once on the page after creation, revoke as a bulk action,
+last use and usage per key), limits (per user and per key inline, the default row, all rows), and
+the User admin with the user's limits and keys inline.
+
+Usage figures come from proxy_app.dashboard, imported inside functions: the one place accounts
+reads proxy_app (the admin shows what the proxy recorded); the model layers stay one-way.
+"""
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Q
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 
-from accounts.models import ApiKey
+from accounts.models import ApiKey, Limits
 from accounts.services import KeyServiceError, save_new_key
+
+LIMITS_HELP = (
+    "Empty fields mean no limit of that kind. A user's row replaces the default limits as a whole "
+    "(an all-empty row exempts the user from them; delete the row to apply the defaults again). "
+    "A key's row narrows its user's: both apply. Changes apply within seconds."
+)
+
+
+# --- limits ---------------------------------------------------------------------------------------
+
+
+class UserLimitsInline(admin.StackedInline):
+    model = Limits
+    fk_name = "user"
+    fieldsets = [(None, {"fields": list(Limits.LIMIT_FIELDS), "description": LIMITS_HELP})]
+    max_num = 1
+    extra = 1
+    verbose_name = verbose_name_plural = "limits"
+
+
+class KeyLimitsInline(UserLimitsInline):
+    fk_name = "api_key"
+
+
+@admin.register(Limits)
+class LimitsAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "describe", "updated_at"]
+    list_filter = ["is_default"]
+    search_fields = ["user__username", "api_key__name", "api_key__prefix"]
+    autocomplete_fields = ["user", "api_key"]
+    fieldsets = [
+        ("Whose limits (exactly one)", {"fields": ["user", "api_key", "is_default"]}),
+        ("Limits", {"fields": list(Limits.LIMIT_FIELDS), "description": LIMITS_HELP}),
+    ]
+    change_list_template = "admin/accounts/limits/change_list.html"
+
+    def get_urls(self):
+        default = path("default/", self.admin_site.admin_view(self.default_view), name="accounts_limits_default")
+        return [default, *super().get_urls()]
+
+    def default_view(self, request):
+        """The default limits row (created empty, i.e. limiting nothing, on first visit)."""
+        if not self.has_change_permission(request):
+            return redirect("admin:index")
+        row, _ = Limits.objects.get_or_create(is_default=True)
+        return redirect("admin:accounts_limits_change", row.pk)
+
+
+# --- keys -----------------------------------------------------------------------------------------
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -37,17 +99,56 @@ class ApiKeyForm(forms.ModelForm):
         return [m.strip() for m in self.cleaned_data["allowed_models"].split(",") if m.strip()]
 
 
+class KeyStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("revoked", "Revoked"), ("expired", "Expired")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        not_expired = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        conditions = {
+            "active": Q(revoked_at__isnull=True) & not_expired,
+            "revoked": Q(revoked_at__isnull=False),
+            "expired": Q(revoked_at__isnull=True) & ~not_expired,
+        }
+        return queryset.filter(conditions[self.value()]) if self.value() in conditions else queryset
+
+
+class KeyChangeList(ChangeList):
+    """Adds each listed key's usage of the last 30 days: one grouped query for the page's keys."""
+
+    def get_results(self, request):
+        from proxy_app.dashboard import key_usage
+
+        super().get_results(request)
+        self.result_list = list(self.result_list)
+        usage = key_usage([key.pk for key in self.result_list])
+        for key in self.result_list:
+            key.usage_30d = usage.get(key.pk, {})
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     form = ApiKeyForm
-    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
-    list_filter = ["revoked_at", "created_at"]
+    list_display = ["name", "user", "prefix", "status", "created_at", "last_used_at", "requests_30d", "tokens_30d",
+                    "cost_30d"]  # fmt: skip
+    list_filter = [KeyStatusFilter, "created_at", "last_used_at"]
+    list_select_related = ["user"]
     search_fields = ["name", "prefix", "user__username"]
     readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke"]
 
+    def get_changelist(self, request, **kwargs):
+        return KeyChangeList
+
     def get_readonly_fields(self, request, obj=None):
-        return self.readonly_fields + (["user"] if obj else [])
+        return self.readonly_fields + (["user", "usage"] if obj else [])
+
+    def get_inlines(self, request, obj):
+        return [KeyLimitsInline] if obj else []  # limits are set once the key exists
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -69,3 +170,59 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         messages.success(request, f"Revoked {count} key(s). They stop working within seconds.")
+
+    @admin.display(description="status")
+    def status(self, obj: ApiKey) -> str:
+        if obj.revoked_at:
+            return "revoked"
+        return "active" if obj.is_usable(timezone.now()) else "expired"
+
+    @admin.display(description="requests (30 d)")
+    def requests_30d(self, obj: ApiKey) -> str:
+        return f"{getattr(obj, 'usage_30d', {}).get('requests', 0):,}"
+
+    @admin.display(description="tokens (30 d)")
+    def tokens_30d(self, obj: ApiKey) -> str:
+        return f"{getattr(obj, 'usage_30d', {}).get('total_tokens', 0):,}"
+
+    @admin.display(description="cost (30 d, USD)")
+    def cost_30d(self, obj: ApiKey) -> str:
+        return f"{getattr(obj, 'usage_30d', {}).get('cost_usd', 0):.4f}"
+
+    @admin.display(description="usage")
+    def usage(self, obj: ApiKey) -> str:
+        from proxy_app.dashboard import key_detail
+
+        records = reverse("admin:proxy_app_usagerecord_changelist") + f"?key={obj.pk}"
+        return render_to_string("admin/accounts/apikey/usage.html", {"usage": key_detail(obj.pk), "records": records})
+
+
+# --- users ----------------------------------------------------------------------------------------
+
+
+class UserKeysInline(admin.TabularInline):
+    """The user's keys, read-only (create keys from API keys → Add, or the member page)."""
+
+    model = ApiKey
+    fields = ["name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = "API keys"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+User = get_user_model()
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    """Django's user admin plus the user's limits and keys."""
+
+    def get_inlines(self, request, obj):
+        return [UserLimitsInline, UserKeysInline] if obj else []

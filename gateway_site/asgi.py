@@ -1,6 +1,8 @@
 """ASGI entry point: `gateway_site.asgi:application`, served by daphne.
 
-HTTP goes to Django (static files first, through ServeStatic); WebSocket routes join here later.
+HTTP goes to Django (static files first, through ServeStatic). WebSockets: ws/chat/ (the chat
+consumer, proxy_app.consumers), with Django's session cookie and user in the scope for the chat
+page; no origin-validator wrapper on purpose (it refuses non-browser clients; see the consumer).
 GET /metrics is answered ahead of all that by proxy_app.observability.MetricsASGI, which also
 counts HTTP requests in flight.
 """
@@ -11,7 +13,8 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
@@ -21,10 +24,13 @@ from proxy_app.observability import MetricsASGI  # noqa: E402
 
 django_app = get_asgi_application()
 
+from proxy_app.consumers import websocket_urlpatterns  # noqa: E402  (needs the apps loaded)
+
 application = ProtocolTypeRouter(
     {
         "http": MetricsASGI(
             RequestIdASGI(ServeStaticASGI(django_app, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL))
-        )
+        ),
+        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -16,7 +16,8 @@ from django.utils.decorators import async_only_middleware
 from django.utils.module_loading import import_string
 
 # Paths served by the proxy dialects: API-key authenticated, no browser state.
-PROXY_PREFIXES = ("/v1/", "/v1beta/", "/api/", "/health")
+# (seed 002's session endpoints are key-authenticated API paths too: proxy_app/api/sessions.py)
+PROXY_PREFIXES = ("/v1/", "/v1beta/", "/api/", "/health", "/start_chat", "/send_message", "/end_chat")
 
 current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")

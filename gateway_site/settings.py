@@ -214,6 +214,12 @@ IMAGE_FETCH_TIMEOUT = env_float("GATEWAY_IMAGE_FETCH_TIMEOUT", 10.0)
 # Networks image URLs may resolve to despite being private/loopback/link-local (SSRF guard).
 IMAGE_FETCH_ALLOWED_NETWORKS = env_networks("GATEWAY_IMAGE_FETCH_ALLOWED_NETWORKS")
 
+# Detailed request logs (proxy_app/detail_log.py): off unless switched on in the admin, globally
+# or per upstream, or for everything with GATEWAY_DETAIL_LOG_ALL.
+DETAIL_LOG_ALL = env_bool("GATEWAY_DETAIL_LOG_ALL", False)
+DETAIL_LOG_DIR = Path(env_str("GATEWAY_DETAIL_LOG_DIR") or VAR_DIR / "detail-logs")
+DETAIL_LOG_MAX_BYTES = env_int("GATEWAY_DETAIL_LOG_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
+
 # Quotas and rate limits (accounts.Limits, proxy_app.quota): counters in process memory, or in
 # Redis when REDIS_URL is set. If Redis cannot be reached: "closed" refuses with 503 (default),
 # "open" admits without counting.
@@ -276,3 +282,23 @@ if ACCESS_LOG_FILE:
     }
     _access_handlers.append("access_file")
 LOGGING["loggers"]["gateway.access"] = {"handlers": _access_handlers, "level": "INFO", "propagate": False}
+
+# --- Chat sessions (seed 002 /start_chat, /v1/sessions, ws/chat/: proxy_app/sessions.py) ------
+# History entries (one user message or one answer each) kept per session; older ones are dropped
+# first, the system instruction always stays.
+SESSION_MAX_TURNS = env_int("GATEWAY_SESSION_MAX_TURNS", 50, minimum=2)
+# How long one message may hold its session (one answer at a time) before another process may take
+# the session over, e.g. after a crash mid-answer.
+SESSION_LOCK_SECONDS = env_int("GATEWAY_SESSION_LOCK_SECONDS", 900, minimum=10)
+
+# --- Admin dashboard, member page, usage roll-up (proxy_app/dashboard.py, accounts/member_views.py,
+# proxy_app/rollup.py) --------------------------------------------------------------------------
+# Members (any active Django account) see their keys and usage at /account/; when this is true
+# they may also create (up to MEMBERS_MAX_KEYS active) and revoke their own keys there.
+MEMBERS_MANAGE_KEYS = env_bool("GATEWAY_MEMBERS_MANAGE_KEYS", True)
+MEMBERS_MAX_KEYS = env_int("GATEWAY_MEMBERS_MAX_KEYS", 10, minimum=1)
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/account/"
+# `rollup_usage` deletes raw usage rows older than this many days once rolled up (0: keep
+# forever); the admin's *Usage retention* value wins when set.
+USAGE_RETENTION_DAYS = env_int("GATEWAY_USAGE_RETENTION_DAYS", 90, minimum=0)

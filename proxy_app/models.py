@@ -23,6 +23,9 @@ class Upstream(models.Model):
         max_length=100, blank=True, help_text="Name of an environment variable holding the key."
     )
     enabled = models.BooleanField(default=True)
+    detailed_logging = models.BooleanField(
+        default=False, help_text="Write every request's four stages to the detail log (debugging translations)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -88,6 +91,7 @@ class UsageRecord(models.Model):
     client_disconnected = models.BooleanField(default=False)
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    detailed = models.BooleanField(default=False, help_text="A detail log was written for this request.")
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
 
     class Meta:
@@ -138,3 +142,115 @@ class ModelPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model}: ${self.input_per_million}/${self.output_per_million} per M tokens"
+
+
+class UsageDaily(models.Model):
+    """Totals of one UTC day for one user and one requested model, rolled up from UsageRecord by
+    `manage.py rollup_usage`, so raw rows can be pruned while reports keep their history.
+
+    A day is rolled up only once it is complete, and re-rolling it replaces its rows, so running
+    the command twice (or from two crons at once: it takes a lock) changes nothing.
+    """
+
+    day = models.DateField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    model = models.CharField(max_length=200, blank=True, help_text="The requested model (alias).")
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0, help_text="Requests answered with status 400 or above.")
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    total_tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    rolled_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "daily usage"
+        verbose_name_plural = "daily usage"
+        ordering = ["-day", "user", "model"]
+        constraints = [models.UniqueConstraint(fields=["day", "user", "model"], name="usage_daily_one_row")]
+        indexes = [models.Index(fields=["user", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.user_id} {self.model}"
+
+
+class UsagePolicy(models.Model):
+    """The one row of admin-editable usage housekeeping (a singleton: pk 1)."""
+
+    retention_days = models.PositiveIntegerField(
+        "keep raw usage rows (days)",
+        null=True,
+        blank=True,
+        help_text="rollup_usage deletes raw usage rows older than this many days, after rolling them up "
+        "into daily totals. Empty: the GATEWAY_USAGE_RETENTION_DAYS setting (default 90). 0: keep them forever.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "usage retention"
+        verbose_name_plural = "usage retention"
+
+    def __str__(self) -> str:
+        return "usage retention"
+
+    def save(self, *args, **kwargs):
+        self.pk = 1  # a singleton
+        super().save(*args, **kwargs)
+
+
+def new_chat_id() -> str:
+    import secrets
+
+    return f"chat_{secrets.token_urlsafe(18)}"
+
+
+class ChatSession(models.Model):
+    """A stateful chat (seed 002's /start_chat, /v1/sessions, the WebSocket): the history lives here,
+    so any gateway process can answer its next message, and a restart loses nothing.
+
+    Written only by proxy_app/sessions.py. `history` is a list of {"role": "user"|"model", "text"}
+    (plus "partial": true on an answer cut short by cancel or disconnect), capped at
+    GATEWAY_SESSION_MAX_TURNS entries. One message at a time: `locked_until`/`lock_token` are a
+    lease taken with one conditional UPDATE while an answer is produced (no transaction stays open
+    during the upstream call); a crashed process's lease simply expires.
+    """
+
+    public_id = models.CharField(max_length=40, unique=True, default=new_chat_id, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_sessions")
+    api_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="chat_sessions"
+    )
+    model = models.CharField(max_length=200, help_text="The model name as the client gave it (alias).")
+    generation_config = models.JSONField(default=dict, blank=True)
+    system_instruction = models.TextField(blank=True)
+    history = models.JSONField(default=list, blank=True)
+    turns_dropped = models.PositiveIntegerField(default=0, help_text="Oldest entries removed by the history cap.")
+    locked_until = models.DateTimeField(null=True, blank=True, editable=False)
+    lock_token = models.CharField(max_length=32, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "chat session"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "ended_at", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class LogSettings(models.Model):
+    """The gateway-wide logging switches, edited in the admin (one row)."""
+
+    detailed_logging = models.BooleanField(
+        default=False,
+        help_text="Write the four stages of every request (client request, upstream request, upstream "
+        "response, client response) to the detail log, secrets and inline media redacted.",
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "log settings"
+
+    def __str__(self) -> str:
+        return "Log settings"

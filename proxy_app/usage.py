@@ -25,7 +25,7 @@ from django.db import connections
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from proxy_app import hub, observability, pricing
+from proxy_app import detail_log, hub, observability, pricing
 
 log = logging.getLogger(__name__)
 MAX_WRITE_ATTEMPTS = 20
@@ -88,6 +88,7 @@ def record(ctx: CallContext, *, status: int, usage: hub.Usage | None = None, err
         "latency_ms": int((now - ctx.started) * 1000),
         "ttft_ms": int((ctx.first_token_at - ctx.started) * 1000) if ctx.first_token_at else None,
         "cost_usd": pricing.cost(ctx.upstream_model or ctx.requested_model, usage),
+        "detailed": detail_log.keep_current(ctx.upstream_name),
     }
     if ctx.admission is not None:
         _settle_soon(ctx.admission, usage, ctx.upstream_model)
@@ -187,6 +188,10 @@ def write_rows(items: list[dict]) -> None:
     from accounts.models import ApiKey
     from proxy_app.models import ThoughtSignature, UsageRecord
 
+    for item in items:
+        if "detail_log" in item:
+            detail_log.write_file(*item["detail_log"])
+    items = [i for i in items if "detail_log" not in i]
     signatures = [ThoughtSignature(tool_call_id=i["signature"][0], signature=i["signature"][1])
                   for i in items if "signature" in i]
     if signatures:

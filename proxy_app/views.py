@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from rest_framework.response import Response
 
 from accounts.authentication import AuthFailure, KeyIdentity, authenticate_secret, bearer_secret
-from proxy_app import hub, usage
+from proxy_app import detail_log, hub, usage
 from proxy_app.errors import GatewayError, InvalidRequest, NotFound, Unauthorized
 from proxy_app.http import json_response, read_json, stream_response
 from proxy_app.usage import CallContext
@@ -84,12 +84,14 @@ async def serve(
     request: HttpRequest, dialect: Dialect, endpoint: str, operation: Operation, kwargs: dict | None = None
 ) -> HttpResponse:
     ctx = CallContext(dialect=dialect.name, endpoint=endpoint, request_id=request.headers.get("x-request-id", ""))
+    trace = None
     try:
         try:
             identity = await authenticate_secret(dialect.credentials(request))
         except AuthFailure as exc:
             raise Unauthorized(str(exc)) from None
         ctx.user_id, ctx.key_id, ctx.key_prefix = identity.user_id, identity.key_id, identity.prefix
+        trace = await detail_log.begin(request, ctx.request_id)
         response = await operation(request, identity, ctx, **(kwargs or {}))
     except GatewayError as err:
         usage.record(ctx, status=err.status, error_code=err.code)
@@ -99,6 +101,8 @@ async def serve(
         err = GatewayError("The gateway failed to process this request.")
         usage.record(ctx, status=500, error_code=err.code)
         response = error_response(dialect, err)
+    if trace is not None:  # kept or not is decided when the usage is recorded (upstream known)
+        detail_log.client_response(trace, response)
     if ctx.admission is not None:  # OpenAI-style x-ratelimit-* headers, on answers and refusals
         for name, value in ctx.admission.headers().items():
             response[name] = value

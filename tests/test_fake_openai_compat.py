@@ -5,27 +5,21 @@ Wire facts: /work/shared/reference/openai.md. Needs no database.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import os
-import socket
 import struct
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
+from tests.fakes.harness import asgi_exchange, served
 from tests.fakes.openai_compat import FakeOpenAI
 
 KEY = "test-openai-key"
 HEADERS = {"authorization": f"Bearer {KEY}"}
 CHAT = "/v1/chat/completions"
-PROJECT = Path(__file__).resolve().parent.parent
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
@@ -430,20 +424,9 @@ async def test_raw_and_slow_scripts(http, fake):
 # --------------------------------------------------------------------------- the ASGI app
 
 async def test_asgi_app_streams_one_body_message_per_chunk(fake):
-    request = [{"type": "http.request", "body": json.dumps(body(stream=True)).encode(), "more_body": False}]
-    sent = []
-
-    async def receive():
-        if request:
-            return request.pop()
-        await asyncio.sleep(3600)  # the client never leaves
-
-    async def send(message):
-        sent.append(message)
-
     scope = {"type": "http", "method": "POST", "path": CHAT, "query_string": b"",
              "headers": [(b"authorization", f"Bearer {KEY}".encode()), (b"content-type", b"application/json")]}
-    await fake.asgi(scope, receive, send)
+    sent = await asgi_exchange(fake.asgi, scope, json.dumps(body(stream=True)).encode())
 
     start, *bodies, end = sent
     assert start["status"] == 200
@@ -454,40 +437,11 @@ async def test_asgi_app_streams_one_body_message_per_chunk(fake):
 
 # --------------------------------------------------------------------------- a real server
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read().decode()
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"fake OpenAI did not listen on {port}")
-
-
 @pytest.fixture
 def served_fake():
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.openai_compat", "--port", str(port), "--api-key", "served-key",
-         "--chunk-delay", "0.05"],
-        cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        _wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        assert f"http://127.0.0.1:{port}/v1" in process.stdout.read().decode()
-        process.stdout.close()
-        process.stderr.close()
+    args = ("--api-key", "served-key", "--chunk-delay", "0.05")
+    with served("tests.fakes.openai_compat", *args, banner="/v1") as url:
+        yield url
 
 
 async def test_standalone_server_streams_and_drops_connections(served_fake):

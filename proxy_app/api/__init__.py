@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
-from proxy_app.api import gemini, ollama, openai
+from proxy_app.api import gemini, ollama, openai, sessions
 
-SURFACES = [gemini, openai, ollama]  # gemini first: it claims some /v1/models routes (see there)
+# sessions and gemini come before openai, whose `v1/` catch-all would swallow /v1/sessions and
+# some /v1/models routes (see gemini).
+SURFACES = [sessions, gemini, openai, ollama]

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import re
 import secrets
 import string
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 import orjson
 
-from proxy_app import errors, hub
+from proxy_app import hub
 from proxy_app.dialects.ollama_stream import (
     MEDIA_TYPE,
     ROOT_TEXT,
@@ -45,6 +43,9 @@ from proxy_app.dialects.ollama_stream import (
     build_tags,
     build_version,
 )
+from proxy_app.dialects.validate import (
+    as_bool, as_function_name, as_int, as_list, as_number, as_object, as_string, fail, one_of, optional, request_body,
+)  # fmt: skip
 
 __all__ = [  # the dialect's whole public surface, inbound and outbound
     "parse_body", "parse_chat_request", "parse_generate_request", "is_load_request", "parse_load_request",
@@ -59,8 +60,6 @@ ROLES = ("system", "user", "assistant", "tool")
 # Ollama `think` levels -> hub reasoning_effort (mapping.md §5.4); "max" is the hub's top level.
 THINK_LEVELS = {"low": "low", "medium": "medium", "high": "high", "max": "xhigh"}
 INT32_MAX = 2**31 - 1  # Gemini's seed is an int32
-# Gemini's limit for function names (mapping.md §3), the same rule the OpenAI dialect applies.
-FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_.:-]{1,64}")
 # Prefix of ids the gateway invents; the Gemini codec strips these when replaying (mapping.md §6.3).
 SYNTHETIC_CALL_PREFIX = "call_gw_"
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -70,78 +69,19 @@ _MAGIC = ((b"\x89PNG", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", 
 _ZERO_DURATION = re.compile(r"[+-]?(?:0+(?:\.0*)?(?:ns|us|µs|μs|ms|s|m|h))+")
 
 
-# --- validation primitives -------------------------------------------------------------------
-
-
-def _fail(param: str | None, message: str) -> NoReturn:
-    raise errors.InvalidRequest(message, param=param)
-
-
-def _typed(value: Any, param: str, kind: type | tuple[type, ...], noun: str) -> Any:
-    if not isinstance(value, kind):
-        _fail(param, f"'{param}' must be {noun}")
-    return value
-
-
-def _object(value: Any, param: str) -> dict[str, Any]:
-    return _typed(value, param, dict, "an object")
-
-
-def _list(value: Any, param: str) -> list[Any]:
-    return _typed(value, param, list, "an array")
-
-
-def _bool(value: Any, param: str) -> bool:
-    return _typed(value, param, bool, "a boolean")
-
-
-def _string(value: Any, param: str, *, nonempty: bool = False) -> str:
-    _typed(value, param, str, "a string")
-    if nonempty and not value:
-        _fail(param, f"'{param}' must not be empty")
-    return value
-
-
-def _number(value: Any, param: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        _fail(param, f"'{param}' must be a number")
-    if isinstance(value, float) and not math.isfinite(value):
-        _fail(param, f"'{param}' must be a finite number")
-    return float(value)
-
-
-def _int(value: Any, param: str, lo: int | None = None, hi: int | None = None) -> int:
-    # bool is an int subclass: `true` must not pass as 1.
-    if isinstance(value, bool) or not isinstance(value, int):
-        _fail(param, f"'{param}' must be an integer")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        bounds = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-        _fail(param, f"'{param}' must be {bounds}")
-    return value
+# --- request body and fields every endpoint shares ---------------------------------------------
 
 
 def _option_int(value: Any, param: str) -> int:
     """Ollama reads integer options from any JSON number and truncates (api/types.go FromMap)."""
-    return int(_number(value, param))
-
-
-def _opt(body: dict[str, Any], key: str, check: Callable[..., Any], *args: Any, at: str = "") -> Any:
-    """Validate body[key] unless absent or null; `at` is the path of `body` for messages."""
-    value = body.get(key)
-    return None if value is None else check(value, f"{at}.{key}" if at else key, *args)
-
-
-def _request_body(body: object) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        _fail(None, "request body must be a JSON object")
-    return body
+    return int(as_number(value, param))
 
 
 def _model(body: dict[str, Any]) -> str:
     model = body.get("model")
     if model is None or model == "":
-        _fail("model", "model is required")  # Ollama's own wording
-    return _string(model, "model")
+        fail("model", "model is required")  # Ollama's own wording
+    return as_string(model, "model")
 
 
 def _text(text: str) -> hub.Part:
@@ -152,11 +92,11 @@ def parse_body(raw: bytes) -> object:
     """Raw request bytes -> JSON value, whatever the Content-Type (curl -d sends a form type)."""
     data = bytes(raw or b"").removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM from Windows editors
     if not data.strip():
-        _fail(None, "missing request body")
+        fail(None, "missing request body")
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        _fail(None, f"request body is not valid JSON: {exc}")
+        fail(None, f"request body is not valid JSON: {exc}")
 
 
 # --- images (mapping.md §9.1) ------------------------------------------------------------------
@@ -169,26 +109,26 @@ def _sniff_mime(raw: bytes) -> str:
 
 
 def _image(value: Any, param: str) -> hub.Part:
-    data = _string(value, param)
+    data = as_string(value, param)
     if data[:5].lower() == "data:":  # not Ollama's shape, but unambiguous; some UIs send data URLs
         data = data.partition(",")[2]
     data = "".join(data.split())  # MIME-style base64 wraps lines
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        _fail(param, f"'{param}' is not valid base64")
+        fail(param, f"'{param}' is not valid base64")
     if not raw:
-        _fail(param, f"'{param}' must not be empty")
+        fail(param, f"'{param}' must not be empty")
     mime = _sniff_mime(raw)
     if not mime:
-        _fail(param, f"'{param}' is not a supported image: expected PNG, JPEG, GIF or WEBP data")
+        fail(param, f"'{param}' is not a supported image: expected PNG, JPEG, GIF or WEBP data")
     return hub.Part("media", mime_type=mime, data=data)
 
 
 def _images(value: Any, param: str) -> list[hub.Part]:
     if value is None:
         return []
-    return [_image(item, f"{param}[{k}]") for k, item in enumerate(_list(value, param))]
+    return [_image(item, f"{param}[{k}]") for k, item in enumerate(as_list(value, param))]
 
 
 # --- tool calls and their results (mapping.md §9.1, §14.5) ------------------------------------------
@@ -210,15 +150,15 @@ def _arguments(value: Any, param: str) -> dict[str, Any]:
             parsed = None
         if isinstance(parsed, dict):
             return parsed
-    _fail(param, "invalid tool call arguments: expected a JSON object")
+    fail(param, "invalid tool call arguments: expected a JSON object")
 
 
 def _tool_call(value: Any, param: str) -> hub.ToolCall:
-    raw = _object(value, param)
-    function = _object(raw.get("function"), f"{param}.function")
+    raw = as_object(value, param)
+    function = as_object(raw.get("function"), f"{param}.function")
     return hub.ToolCall(
-        id=_opt(raw, "id", _string, at=param) or _synthetic_id(),
-        name=_string(function.get("name"), f"{param}.function.name", nonempty=True),
+        id=optional(raw, "id", as_string, at=param) or _synthetic_id(),
+        name=as_string(function.get("name"), f"{param}.function.name", nonempty=True),
         arguments=_arguments(function.get("arguments"), f"{param}.function.arguments"),
     )
 
@@ -262,11 +202,11 @@ class _CallLedger:
 
 
 def _tool_result(raw: dict[str, Any], param: str, ledger: _CallLedger) -> hub.Message:
-    call_id = _opt(raw, "tool_call_id", _string, at=param)
-    name = _opt(raw, "tool_name", _string, at=param) or _opt(raw, "name", _string, at=param)
+    call_id = optional(raw, "tool_call_id", as_string, at=param)
+    name = optional(raw, "tool_name", as_string, at=param) or optional(raw, "name", as_string, at=param)
     call = ledger.answer(call_id, name)
     if call is None:
-        _fail(param, f"'{param}' is a tool result, but no earlier assistant tool call is left for it to answer")
+        fail(param, f"'{param}' is a tool result, but no earlier assistant tool call is left for it to answer")
     return hub.Message("tool", [_text(_content(raw, param))], tool_call_id=call.id, name=call.name)
 
 
@@ -274,17 +214,15 @@ def _tool_result(raw: dict[str, Any], param: str, ledger: _CallLedger) -> hub.Me
 
 
 def _content(raw: dict[str, Any], param: str) -> str:
-    return _opt(raw, "content", _string, at=param) or ""
+    return optional(raw, "content", as_string, at=param) or ""
 
 
 def _message(raw: dict[str, Any], param: str, ledger: _CallLedger) -> hub.Message | None:
-    role = raw.get("role")
-    if role not in ROLES:
-        _fail(f"{param}.role", f"'{param}.role' must be one of {', '.join(ROLES)}")
+    role = one_of(raw.get("role"), f"{param}.role", ROLES)
     content = _content(raw, param)
     images = _images(raw.get("images"), f"{param}.images")
     if images and role != "user":
-        _fail(f"{param}.images", "images are only supported on user messages")
+        fail(f"{param}.images", "images are only supported on user messages")
     if role == "user":
         return hub.Message("user", ([_text(content)] if content or not images else []) + images)
     if role == "system":
@@ -292,7 +230,7 @@ def _message(raw: dict[str, Any], param: str, ledger: _CallLedger) -> hub.Messag
     if role == "tool":
         return _tool_result(raw, param, ledger)
     # assistant: `thinking` from earlier turns is dropped (mapping.md §9.1)
-    raw_calls = _opt(raw, "tool_calls", _list, at=param) or []
+    raw_calls = optional(raw, "tool_calls", as_list, at=param) or []
     calls = [_tool_call(c, f"{param}.tool_calls[{k}]") for k, c in enumerate(raw_calls)]
     ledger.add_turn(calls)
     if not content and not calls:
@@ -301,13 +239,13 @@ def _message(raw: dict[str, Any], param: str, ledger: _CallLedger) -> hub.Messag
 
 
 def _messages(value: Any) -> list[hub.Message]:
-    items = _list(value, "messages")
+    items = as_list(value, "messages")
     if not items:
-        _fail("messages", "'messages' must not be empty (an empty list only loads the model)")
+        fail("messages", "'messages' must not be empty (an empty list only loads the model)")
     ledger = _CallLedger()
     out = []
     for i, raw in enumerate(items):
-        message = _message(_object(raw, f"messages[{i}]"), f"messages[{i}]", ledger)
+        message = _message(as_object(raw, f"messages[{i}]"), f"messages[{i}]", ledger)
         if message is not None:
             out.append(message)
     return out
@@ -318,19 +256,17 @@ def _messages(value: Any) -> list[hub.Message]:
 
 def _tools(value: Any, param: str) -> list[hub.Tool]:
     tools: list[hub.Tool] = []
-    for i, raw in enumerate(_list(value, param)):
+    for i, raw in enumerate(as_list(value, param)):
         p = f"{param}[{i}]"
-        kind = _object(raw, p).get("type")
+        kind = as_object(raw, p).get("type")
         if kind not in (None, "function"):  # ollama-python defaults the type to "function"
-            _fail(f"{p}.type", f"only function tools are supported, got {kind!r}")
-        fn = _object(raw.get("function"), f"{p}.function")
-        name = _string(fn.get("name"), f"{p}.function.name", nonempty=True)
-        if not FUNCTION_NAME.fullmatch(name):
-            _fail(f"{p}.function.name", "function names may use only a-z, A-Z, 0-9, _ . : - and at most 64 characters")
+            fail(f"{p}.type", f"only function tools are supported, got {kind!r}")
+        fn = as_object(raw.get("function"), f"{p}.function")
+        name = as_function_name(fn.get("name"), f"{p}.function.name")
         if any(t.name == name for t in tools):
-            _fail(f"{p}.function.name", f"duplicate function name {name!r}")
-        description = _opt(fn, "description", _string, at=f"{p}.function") or ""
-        tools.append(hub.Tool(name, description, _opt(fn, "parameters", _object, at=f"{p}.function")))
+            fail(f"{p}.function.name", f"duplicate function name {name!r}")
+        description = optional(fn, "description", as_string, at=f"{p}.function") or ""
+        tools.append(hub.Tool(name, description, optional(fn, "parameters", as_object, at=f"{p}.function")))
     return tools
 
 
@@ -341,32 +277,32 @@ def _format(value: Any) -> hub.ResponseFormat | None:
         return hub.ResponseFormat("json_object")
     if isinstance(value, dict):
         return hub.ResponseFormat("json_schema", schema=value)
-    _fail("format", "'format' must be \"json\" or a JSON schema object")
+    fail("format", "'format' must be \"json\" or a JSON schema object")
 
 
 def _stop(value: Any, param: str) -> list[str]:
     if isinstance(value, str):
         return [value] if value else []
-    items = _list(value, param)
-    return [s for j, s in enumerate(items) if _string(s, f"{param}[{j}]")]  # empty strings dropped
+    items = as_list(value, param)
+    return [s for j, s in enumerate(items) if as_string(s, f"{param}[{j}]")]  # empty strings dropped
 
 
 def _apply_options(body: dict[str, Any], req: hub.ChatRequest) -> None:
     """Modelfile options (ollama.md §4); runner and hardware knobs (num_ctx, num_gpu...) are ignored."""
-    options = _opt(body, "options", _object) or {}
-    num_predict = _opt(options, "num_predict", _option_int, at="options")
+    options = optional(body, "options", as_object) or {}
+    num_predict = optional(options, "num_predict", _option_int, at="options")
     req.max_tokens = num_predict if num_predict is not None and num_predict > 0 else None  # -1/-2/0
-    req.temperature = _opt(options, "temperature", _number, at="options")
-    req.top_p = _opt(options, "top_p", _number, at="options")
-    top_k = _opt(options, "top_k", _option_int, at="options")
+    req.temperature = optional(options, "temperature", as_number, at="options")
+    req.top_p = optional(options, "top_p", as_number, at="options")
+    top_k = optional(options, "top_k", _option_int, at="options")
     req.top_k = top_k if top_k is not None and top_k > 0 else None
-    seed = _opt(options, "seed", _option_int, at="options")
+    seed = optional(options, "seed", _option_int, at="options")
     if seed is not None and seed > INT32_MAX:
-        _fail("options.seed", f"'options.seed' must be at most {INT32_MAX}")
+        fail("options.seed", f"'options.seed' must be at most {INT32_MAX}")
     req.seed = seed if seed is not None and seed >= 0 else None  # -1 = random
-    req.presence_penalty = _opt(options, "presence_penalty", _number, at="options")
-    req.frequency_penalty = _opt(options, "frequency_penalty", _number, at="options")
-    req.stop = _opt(options, "stop", _stop, at="options") or []
+    req.presence_penalty = optional(options, "presence_penalty", as_number, at="options")
+    req.frequency_penalty = optional(options, "frequency_penalty", as_number, at="options")
+    req.stop = optional(options, "stop", _stop, at="options") or []
 
 
 def _apply_think(value: Any, req: hub.ChatRequest) -> None:
@@ -381,20 +317,20 @@ def _apply_think(value: Any, req: hub.ChatRequest) -> None:
         req.reasoning_effort = THINK_LEVELS[value]
         req.include_thoughts = True
     else:
-        _fail("think", "'think' must be true, false, \"low\", \"medium\", \"high\" or \"max\"")
+        fail("think", "'think' must be true, false, \"low\", \"medium\", \"high\" or \"max\"")
 
 
 def _apply_generation(body: dict[str, Any], req: hub.ChatRequest) -> None:
-    stream = _opt(body, "stream", _bool)
+    stream = optional(body, "stream", as_bool)
     req.stream = True if stream is None else stream  # Ollama streams unless told not to
     req.include_usage = req.stream  # the final NDJSON line always carries the counts
     req.response_format = _format(body.get("format"))
     _apply_options(body, req)
     _apply_think(body.get("think"), req)
-    top = _opt(body, "top_logprobs", _int)
+    top = optional(body, "top_logprobs", as_int)
     if top is not None and not 0 <= top <= 20:
-        _fail("top_logprobs", "top_logprobs must be between 0 and 20")  # Ollama's own wording
-    req.logprobs = bool(_opt(body, "logprobs", _bool)) or bool(top)
+        fail("top_logprobs", "top_logprobs must be between 0 and 20")  # Ollama's own wording
+    req.logprobs = bool(optional(body, "logprobs", as_bool)) or bool(top)
     req.top_logprobs = top if req.logprobs and top else None
 
 
@@ -404,26 +340,26 @@ def _apply_generation(body: dict[str, Any], req: hub.ChatRequest) -> None:
 def parse_chat_request(body: object) -> hub.ChatRequest:
     """POST /api/chat -> hub.ChatRequest (mapping.md §9.1). Check is_load_request first:
     an empty `messages` list is a load request and is rejected here."""
-    body = _request_body(body)
+    body = request_body(body)
     req = hub.ChatRequest(model=_model(body), messages=_messages(body.get("messages")))
     _apply_generation(body, req)
-    req.tools = _opt(body, "tools", _tools) or []  # [] = none (ollama-python always sends it)
+    req.tools = optional(body, "tools", _tools) or []  # [] = none (ollama-python always sends it)
     return req
 
 
 def parse_generate_request(body: object) -> hub.ChatRequest:
     """POST /api/generate -> hub.ChatRequest (mapping.md §9.3); template/raw/context are ignored.
     Check is_load_request first: an empty prompt without images is rejected here."""
-    body = _request_body(body)
+    body = request_body(body)
     model = _model(body)
-    if _opt(body, "suffix", _string):
-        _fail("suffix", f'"{model}" does not support insert')
-    prompt = _opt(body, "prompt", _string) or ""
+    if optional(body, "suffix", as_string):
+        fail("suffix", f'"{model}" does not support insert')
+    prompt = optional(body, "prompt", as_string) or ""
     images = _images(body.get("images"), "images")
     if not prompt and not images:
-        _fail("prompt", "'prompt' must not be empty (an empty prompt only loads the model)")
+        fail("prompt", "'prompt' must not be empty (an empty prompt only loads the model)")
     messages = []
-    system = _opt(body, "system", _string)
+    system = optional(body, "system", as_string)
     if system:
         messages.append(hub.Message("system", [_text(system)]))
     messages.append(hub.Message("user", ([_text(prompt)] if prompt else []) + images))
@@ -465,7 +401,7 @@ def _unloads(keep_alive: Any) -> bool:
 
 def parse_load_request(body: object) -> LoadRequest:
     """A body for which is_load_request() is true -> model (still to be routed: 404/403) and reason."""
-    body = _request_body(body)
+    body = request_body(body)
     return LoadRequest(_model(body), "unload" if _unloads(body.get("keep_alive")) else "load")
 
 
@@ -478,18 +414,18 @@ def _embed_inputs(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value] if value else []
     if not isinstance(value, list):
-        _fail("input", "invalid input type: 'input' must be a string or an array of strings")
-    return [_string(text, f"input[{j}]", nonempty=True) for j, text in enumerate(value)]
+        fail("input", "invalid input type: 'input' must be a string or an array of strings")
+    return [as_string(text, f"input[{j}]", nonempty=True) for j, text in enumerate(value)]
 
 
 def parse_embed_request(body: object) -> hub.EmbedRequest:
     """POST /api/embed -> hub.EmbedRequest with normalize=True (Ollama L2-normalises).
     `inputs == []` (empty string/array) -> answer build_empty_embed_response(model), no upstream."""
-    body = _request_body(body)
+    body = request_body(body)
     return hub.EmbedRequest(
         model=_model(body),
         inputs=_embed_inputs(body.get("input")),
-        dimensions=_opt(body, "dimensions", _int, 1),
+        dimensions=optional(body, "dimensions", as_int, 1, echo=False),  # Ollama's wording: no ", got 0"
         normalize=True,
     )
 
@@ -497,15 +433,15 @@ def parse_embed_request(body: object) -> hub.EmbedRequest:
 def parse_legacy_embeddings_request(body: object) -> hub.EmbedRequest:
     """POST /api/embeddings (`prompt`, one vector, not normalised). An empty prompt gives
     `inputs == []` -> answer build_legacy_embeddings_response(EmbedResponse([], Usage())), no upstream."""
-    body = _request_body(body)
-    prompt = _opt(body, "prompt", _string) or ""
+    body = request_body(body)
+    prompt = optional(body, "prompt", as_string) or ""
     return hub.EmbedRequest(model=_model(body), inputs=[prompt] if prompt else [], normalize=False)
 
 
 def parse_show_request(body: object) -> str:
     """POST /api/show -> the model name (`model`, or the legacy `name`)."""
-    body = _request_body(body)
+    body = request_body(body)
     name = body.get("model") or body.get("name")
     if name is None or name == "":
-        _fail("model", "model is required")
-    return _string(name, "model")
+        fail("model", "model is required")
+    return as_string(name, "model")

@@ -6,32 +6,32 @@ the shapes are openai.md §2–§9, read with the tolerance §11 asks for: no ro
 on the last content chunk, no usage, reasoning under either vendor name, tool-call deltas split or
 whole. Pure functions plus one small stateful stream reader; no I/O, no Django. A reply of the
 wrong shape becomes an UpstreamError (502), never a crash.
+This module reads replies; the request bodies are built in openai_outbound_request.py and error
+replies mapped in openai_outbound_errors.py, both re-exported here so callers import one module.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import email.utils
 import json
-import math
-import mimetypes
 import secrets
 import string
 import struct
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from proxy_app import hub
-from proxy_app.dialects.openai import AUDIO_FORMATS, SYNTHETIC_CALL_PREFIX
-from proxy_app.dialects.openai_stream import tool_call_dict
-from proxy_app.errors import (
-    GatewayError, InvalidRequest, NotFound, PayloadTooLarge, RateLimited, UpstreamError, UpstreamTimeout,
-    UpstreamUnavailable,
-)  # fmt: skip
+from proxy_app.dialects.openai import SYNTHETIC_CALL_PREFIX
+from proxy_app.dialects.openai_outbound_errors import in_band_error, parse_error
+from proxy_app.dialects.openai_outbound_request import build_chat_request, build_embed_request
+from proxy_app.errors import UpstreamError
 
-DEFAULT_RETRY_AFTER = 30  # seconds, when a 429 names no delay
+__all__ = [  # the upstream codec's whole public surface: requests, replies, stream, errors
+    "build_chat_request", "build_embed_request", "parse_chat_response", "parse_usage", "usage_of",
+    "chunk_chars", "StreamReader", "parse_error", "in_band_error", "parse_embed_response", "parse_model_list",
+]  # fmt: skip
+
 INVALID_ARGUMENTS = "upstream returned invalid tool call arguments"
 # Chat finish reasons an OpenAI-compatible server may send (openai.md §4); "error" is OpenRouter's.
 _FINISH: dict[str, hub.FinishReason] = {
@@ -42,9 +42,6 @@ _FINISH: dict[str, hub.FinishReason] = {
     "content_filter": "content_filter",
     "error": "error",
 }
-_AUDIO_MIME = {mime: fmt for fmt, mime in AUDIO_FORMATS.items()} | {
-    "audio/mp3": "mp3", "audio/x-wav": "wav", "audio/wave": "wav", "audio/x-mp3": "mp3",
-}  # fmt: skip
 _ID_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -99,126 +96,6 @@ def _float(value: object, where: str) -> float:
 def _synthetic_id() -> str:
     """For servers that send tool calls without ids; only these are stripped on replay (§6.3)."""
     return SYNTHETIC_CALL_PREFIX + "".join(secrets.choice(_ID_ALPHABET) for _ in range(20))
-
-
-# ------------------------------------------------------------------------------------------------
-# hub → chat completion request (openai.md §2, §3)
-
-
-def build_chat_request(req: hub.ChatRequest) -> dict[str, Any]:
-    """The /chat/completions body; streamed requests always ask for the usage chunk."""
-    body: dict[str, Any] = {
-        "model": req.upstream_model or req.model,
-        "messages": [_message(m) for m in req.messages],
-    }
-    if req.tools:
-        body["tools"] = [_tool(t) for t in req.tools]
-    if req.tool_choice is not None:
-        body["tool_choice"] = _tool_choice(req.tool_choice)
-    if req.response_format is not None:
-        body["response_format"] = _response_format(req.response_format)
-    body.update(_sampling(req))
-    if req.stream:
-        # Usage is needed for quota and records even when the client did not ask (openai.md §5).
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
-    return body
-
-
-def _sampling(req: hub.ChatRequest) -> dict[str, Any]:
-    if req.cached_content:
-        # Google's context caches exist only on Gemini upstreams (mapping.md §8).
-        raise InvalidRequest("cached_content is not supported by this model's upstream", param="cached_content")
-    settings = {
-        "max_tokens": req.max_tokens,
-        "temperature": req.temperature,
-        "top_p": req.top_p,
-        "top_k": req.top_k,  # vendor extension (vLLM, Ollama, DeepSeek); set only when asked
-        "n": req.n if req.n != 1 else None,
-        "stop": list(req.stop) or None,
-        "seed": req.seed,
-        "presence_penalty": req.presence_penalty,
-        "frequency_penalty": req.frequency_penalty,
-        "logprobs": True if req.logprobs else None,
-        "top_logprobs": req.top_logprobs,
-        "reasoning_effort": req.reasoning_effort or _effort_from_thinking(req.thinking_config),
-    }
-    return {key: value for key, value in settings.items() if value is not None}
-
-
-def _effort_from_thinking(config: dict[str, Any] | None) -> str | None:
-    """Gemini thinkingConfig → reasoning_effort (mapping.md §8): budgets by size, levels lower-cased."""
-    if not config:
-        return None
-    level = config.get("thinkingLevel")
-    if isinstance(level, str) and level:
-        return level.lower()
-    budget = config.get("thinkingBudget")
-    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 0:
-        return None  # -1 (dynamic) or absent: let the upstream decide
-    if budget == 0:
-        return "none"
-    return "low" if budget <= 1024 else "medium" if budget <= 8192 else "high"
-
-
-def _message(m: hub.Message) -> dict[str, Any]:
-    if m.role == "system":
-        return {"role": "system", "content": m.text}
-    if m.role == "tool":
-        return {"role": "tool", "tool_call_id": m.tool_call_id or "", "content": m.text}
-    if m.role == "assistant":
-        out: dict[str, Any] = {"role": "assistant", "content": m.text or (None if m.tool_calls else "")}
-        if m.tool_calls:
-            out["tool_calls"] = [tool_call_dict(c) for c in m.tool_calls]
-        return out
-    return {"role": "user", "content": _user_content(m.parts)}
-
-
-def _user_content(parts: list[hub.Part]) -> str | list[dict[str, Any]]:
-    if all(p.type == "text" for p in parts) and len(parts) <= 1:
-        return parts[0].text if parts else ""
-    return [_content_part(p) for p in parts]
-
-
-def _content_part(part: hub.Part) -> dict[str, Any]:
-    if part.type == "text":
-        return {"type": "text", "text": part.text}
-    if part.type == "media_url":  # normally inlined by proxy_app.media before we get here
-        return {"type": "image_url", "image_url": {"url": part.url}}
-    mime = part.mime_type.lower()
-    data_url = f"data:{mime};base64,{part.data}"
-    if mime.startswith("image/"):
-        return {"type": "image_url", "image_url": {"url": data_url}}
-    if mime in _AUDIO_MIME:
-        return {"type": "input_audio", "input_audio": {"data": part.data, "format": _AUDIO_MIME[mime]}}
-    # OpenAI wants a filename with file_data; the extension tells it the type.
-    filename = "file" + (mimetypes.guess_extension(mime) or ".bin")
-    return {"type": "file", "file": {"filename": filename, "file_data": data_url}}
-
-
-def _tool(tool: hub.Tool) -> dict[str, Any]:
-    function: dict[str, Any] = {"name": tool.name}
-    if tool.description:
-        function["description"] = tool.description
-    if tool.parameters is not None:
-        function["parameters"] = tool.parameters
-    return {"type": "function", "function": function}
-
-
-def _tool_choice(choice: hub.ToolChoice) -> str | dict[str, Any]:
-    """openai.md §2; a list of names becomes allowed_tools, one required name a named function."""
-    if not choice.names or choice.mode == "none":
-        return choice.mode
-    named = [{"type": "function", "function": {"name": name}} for name in choice.names]
-    if choice.mode == "required" and len(named) == 1:
-        return named[0]
-    return {"type": "allowed_tools", "allowed_tools": {"mode": choice.mode, "tools": named}}
-
-
-def _response_format(fmt: hub.ResponseFormat) -> dict[str, Any]:
-    if fmt.type == "json_schema" and fmt.schema is not None:
-        return {"type": "json_schema", "json_schema": {"name": fmt.name, "schema": fmt.schema}}
-    return {"type": "json_object" if fmt.type == "json_schema" else fmt.type}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -509,122 +386,7 @@ class StreamReader:
 
 
 # ------------------------------------------------------------------------------------------------
-# Errors (openai.md §9, mapping.md §12.2 by HTTP code; 422 → 400)
-
-
-def parse_error(
-    status: int, body: object, retry_after: str | None = None, *, retry_after_ms: str | None = None
-) -> GatewayError:
-    """The gateway error for an upstream error reply (HTTP status + OpenAI-shaped body, or not)."""
-    error = _error_object(body)
-    message = _error_message(error, body) or f"OpenAI-compatible upstream answered HTTP {status}"
-    code = error.get("code") if error else None
-    if status in (401, 403) or code == "invalid_api_key" or "API key not valid" in message:
-        # The gateway's own upstream key is wrong: not the client's fault, and never echoed.
-        return UpstreamError("upstream authentication failed")
-    if code == "insufficient_quota":
-        return UpstreamError(f"upstream quota exhausted: {message}")  # billing: the client cannot fix it
-    if status in (400, 422):
-        param = error.get("param") if error else None
-        return InvalidRequest(
-            message, param=param if isinstance(param, str) else None, code=code if isinstance(code, str) else None
-        )
-    if status == 404:
-        # A JSON error names a missing model; a bare 404 page means a wrong base URL (config).
-        return NotFound(message) if error is not None else UpstreamError(message)
-    if status == 413:
-        return PayloadTooLarge(message)
-    if status == 429:
-        return RateLimited(message, retry_after=_retry_after(retry_after, retry_after_ms))
-    if status == 503:
-        return UpstreamUnavailable(message)
-    if status in (408, 504):
-        return UpstreamTimeout(message)
-    return UpstreamError(message)  # 500, 502, odd statuses and bodies
-
-
-def in_band_error(body: object) -> GatewayError | None:
-    """The mapped error for a 200 body or stream event that carries an `error` object, else None."""
-    if not isinstance(body, dict) or body.get("error") is None:
-        return None
-    return parse_error(_in_band_status(body["error"]), body)
-
-
-def _in_band_status(error: object) -> int:
-    """In-band errors have no HTTP status: take a numeric code, else read the type / code words."""
-    if not isinstance(error, dict):
-        return 500
-    for key in ("status", "code"):
-        value = error.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and 400 <= value <= 599:
-            return value
-    words = {str(error.get("type") or ""), str(error.get("code") or "")}
-    if words & {"rate_limit_exceeded", "tokens", "requests", "rate_limit_error"}:
-        return 429
-    if words & {"overloaded_error", "server_overloaded", "service_unavailable"}:
-        return 503
-    return 500
-
-
-def _error_object(body: object) -> dict[str, Any] | None:
-    """OpenAI's {"error": {...}}, also vLLM's top-level {"object": "error", "message"} and FastAPI's
-    {"detail": ...}; None when the body carries no recognisable error."""
-    if isinstance(body, list) and len(body) == 1:
-        body = body[0]
-    if not isinstance(body, dict):
-        return None
-    error = body.get("error")
-    if isinstance(error, dict):
-        return error
-    if isinstance(error, str):
-        return {"message": error}
-    if isinstance(body.get("message"), str):
-        return body
-    if body.get("detail") is not None:
-        detail = body["detail"]
-        return {"message": detail if isinstance(detail, str) else json.dumps(detail)[:500]}
-    return None
-
-
-def _error_message(error: dict[str, Any] | None, body: object) -> str:
-    if error is not None:
-        message = error.get("message")
-        return message if isinstance(message, str) else ""
-    if isinstance(body, str) and body.strip() and not body.lstrip().startswith("<"):
-        return body.strip()[:300]  # plain-text errors; HTML error pages say nothing useful
-    return ""
-
-
-def _retry_after(header: str | None, header_ms: str | None) -> int:
-    """Whole seconds from retry-after-ms (finer), else Retry-After (seconds or HTTP date)."""
-    for text, scale in ((header_ms, 1000.0), (header, 1.0)):
-        try:
-            value = float(text or "") / scale
-        except ValueError:
-            continue
-        if math.isfinite(value) and value >= 0:
-            return math.ceil(value)
-    if header:
-        try:
-            when = email.utils.parsedate_to_datetime(header)
-        except (TypeError, ValueError):
-            return DEFAULT_RETRY_AFTER
-        return max(math.ceil(when.timestamp() - time.time()), 0)
-    return DEFAULT_RETRY_AFTER
-
-
-# ------------------------------------------------------------------------------------------------
 # Embeddings and models (openai.md §6, §7; mapping.md §10)
-
-
-def build_embed_request(req: hub.EmbedRequest) -> dict[str, Any]:
-    """Always float vectors: the gateway re-encodes for its own clients (mapping.md §10)."""
-    body: dict[str, Any] = {
-        "model": req.upstream_model or req.model, "input": list(req.inputs), "encoding_format": "float",
-    }  # fmt: skip
-    if req.dimensions:
-        body["dimensions"] = req.dimensions
-    return body
 
 
 def parse_embed_response(body: dict[str, Any]) -> hub.EmbedResponse:

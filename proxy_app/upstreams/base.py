@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import httpx
 import orjson
+from httpx_sse import EventSource, SSEError
 
-from proxy_app import hub
+from proxy_app import detail_log, hub
 from proxy_app.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 
 
@@ -55,13 +56,40 @@ def upstream_failures(name: str) -> Iterator[None]:
 
 def json_body(response: httpx.Response, name: str) -> object:
     try:
-        return orjson.loads(response.content)
+        body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
+        detail_log.upstream_response(response.status_code, response.text[:4096])
         raise UpstreamError(f"upstream '{name}' sent a reply that is not JSON") from None
+    detail_log.upstream_response(response.status_code, body)
+    return body
 
 
 def error_body(response: httpx.Response) -> object:
     try:
-        return orjson.loads(response.content)
+        body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
-        return response.text[:500]
+        body = response.text[:500]
+    detail_log.upstream_response(response.status_code, body)
+    return body
+
+
+async def sse_objects(response: httpx.Response, name: str, on_done=None) -> AsyncIterator[dict]:
+    """The JSON object of each SSE event (httpx-sse does the framing). With `on_done`, an OpenAI
+    `data: [DONE]` ends the stream and calls it; Gemini streams simply end."""
+    try:
+        async for sse in EventSource(response).aiter_sse():
+            if not sse.data:
+                continue
+            if on_done is not None and sse.data.startswith("[DONE]"):  # as openai-python does
+                on_done()
+                return
+            try:
+                data = orjson.loads(sse.data)
+            except orjson.JSONDecodeError:
+                raise UpstreamError(f"upstream '{name}' sent a stream event that is not JSON") from None
+            if not isinstance(data, dict):
+                raise UpstreamError(f"upstream '{name}' sent an unexpected stream event")
+            detail_log.upstream_event(data)
+            yield data
+    except SSEError:
+        raise UpstreamError(f"upstream '{name}' did not answer with an event stream") from None

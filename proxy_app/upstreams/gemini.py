@@ -10,12 +10,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import orjson
-from httpx_sse import EventSource, SSEError
 
 from proxy_app import hub
 from proxy_app.dialects import gemini as codec
 from proxy_app.errors import UpstreamError
-from proxy_app.upstreams.base import UpstreamClient, error_body, json_body, upstream_failures
+from proxy_app.upstreams.base import UpstreamClient, error_body, json_body, sse_objects, upstream_failures
 from proxy_app.upstreams.http import get_client
 
 
@@ -52,7 +51,7 @@ class GeminiClient(UpstreamClient):
                     raise codec.parse_error(
                         response.status_code, error_body(response), response.headers.get("retry-after")
                     )
-                async for data in _sse_data(EventSource(response), self.config.name):
+                async for data in sse_objects(response, self.config.name):
                     event = codec.parse_stream_chunk(data)
                     _settle_finish(event, called, finished)
                     yield event
@@ -77,7 +76,7 @@ class GeminiClient(UpstreamClient):
                     raise codec.parse_error(
                         response.status_code, error_body(response), response.headers.get("retry-after")
                     )
-                async for data in _sse_data(EventSource(response), self.config.name):
+                async for data in sse_objects(response, self.config.name):
                     if "error" in data:
                         raise codec.parse_error(_status_of(data), data)
                     finished = finished or _has_finish(data)
@@ -115,22 +114,6 @@ class GeminiClient(UpstreamClient):
                 break
             params["pageToken"] = str(body["nextPageToken"])
         return models
-
-
-async def _sse_data(source: EventSource, name: str) -> AsyncIterator[dict]:
-    try:
-        async for sse in source.aiter_sse():
-            if not sse.data:
-                continue
-            try:
-                data = orjson.loads(sse.data)
-            except orjson.JSONDecodeError:
-                raise UpstreamError(f"upstream '{name}' sent a stream event that is not JSON") from None
-            if not isinstance(data, dict):
-                raise UpstreamError(f"upstream '{name}' sent an unexpected stream event")
-            yield data
-    except SSEError:
-        raise UpstreamError(f"upstream '{name}' did not answer with an event stream") from None
 
 
 def _settle_finish(event: hub.StreamEvent, called: set[int], finished: set[int]) -> None:

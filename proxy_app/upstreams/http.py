@@ -13,6 +13,8 @@ import weakref
 import httpx
 from django.conf import settings
 
+from proxy_app import detail_log
+
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 _transport: httpx.AsyncBaseTransport | None = None
 
@@ -29,7 +31,16 @@ def _new_client() -> httpx.AsyncClient:
         max_keepalive_connections=settings.UPSTREAM_MAX_CONNECTIONS,
         keepalive_expiry=30,
     )
-    return httpx.AsyncClient(timeout=timeout, limits=limits, transport=_transport, follow_redirects=False)
+    return httpx.AsyncClient(
+        timeout=timeout, limits=limits, transport=_transport, follow_redirects=False,
+        event_hooks={"request": [_trace_request]},
+    )
+
+
+async def _trace_request(request: httpx.Request) -> None:
+    """Detailed logging's `upstream_request` stage (a context-variable lookup when it is off)."""
+    content = request.content if isinstance(request.stream, httpx.ByteStream) else b""
+    detail_log.upstream_request(request.method, str(request.url), dict(request.headers), content)
 
 
 def get_client() -> httpx.AsyncClient:

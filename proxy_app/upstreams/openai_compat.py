@@ -18,18 +18,20 @@ from typing import Any
 
 import httpx
 import orjson
-from httpx_sse import EventSource, SSEError
 
 from proxy_app import hub
 from proxy_app.dialects import openai_outbound as codec
 from proxy_app.errors import GatewayError, UpstreamError
-from proxy_app.upstreams.base import UpstreamClient, error_body, json_body, upstream_failures
+from proxy_app.upstreams.base import UpstreamClient, error_body, json_body, sse_objects, upstream_failures
 from proxy_app.upstreams.http import get_client
 
 
 @dataclass
 class _StreamEnd:
     done: bool = False  # the upstream sent `data: [DONE]`
+
+    def mark_done(self) -> None:
+        self.done = True
 
 
 class OpenAICompatClient(UpstreamClient):
@@ -81,7 +83,7 @@ class OpenAICompatClient(UpstreamClient):
                 if response.status_code != 200:
                     await response.aread()
                     raise self._error(response)
-                async for data in _sse_data(EventSource(response), self.config.name, end):
+                async for data in sse_objects(response, self.config.name, on_done=end.mark_done):
                     error = codec.in_band_error(data)
                     if error is not None:
                         raise error
@@ -155,26 +157,6 @@ class OpenAICompatClient(UpstreamClient):
 
     async def forward_embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         return await self._post("/embeddings", body)
-
-
-async def _sse_data(source: EventSource, name: str, end: _StreamEnd) -> AsyncIterator[dict[str, Any]]:
-    """SSE data as JSON objects, stopping at the `[DONE]` terminator (noted in `end`)."""
-    try:
-        async for sse in source.aiter_sse():
-            if not sse.data:
-                continue
-            if sse.data.startswith("[DONE]"):  # as openai-python does
-                end.done = True
-                return
-            try:
-                data = orjson.loads(sse.data)
-            except orjson.JSONDecodeError:
-                raise UpstreamError(f"upstream '{name}' sent a stream event that is not JSON") from None
-            if not isinstance(data, dict):
-                raise UpstreamError(f"upstream '{name}' sent an unexpected stream event")
-            yield data
-    except SSEError:
-        raise UpstreamError(f"upstream '{name}' did not answer with an event stream") from None
 
 
 def _has_finish(chunk: dict[str, Any]) -> bool:

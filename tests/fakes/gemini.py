@@ -7,6 +7,7 @@ served two ways:
 - as a real server: ``fake.asgi`` (ASGI3), e.g. ``python -m tests.fakes.gemini --port 8001``
   which runs it under daphne. ``POST /_fake/script`` (JSON: kind, on, kwargs), ``POST
   /_fake/reset`` and ``GET /_fake/requests`` script and inspect a served fake over HTTP.
+The adapters, recording, script queue and control endpoints are tests/fakes/server.py's `FakeServer`.
 
 Paths are served under ``/v1beta/`` and ``/v1/`` alike (google-genai 3.x defaults to ``v1``).
 Unscripted, generate calls answer deterministically (see `default_generation`); `fake.script()`
@@ -18,17 +19,10 @@ json (parsed or None), model, action, completed (body fully sent). Wire facts:
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import base64
 import json
-import os
 import secrets
-from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
-from urllib.parse import parse_qsl
-
-import httpx
+from typing import Any
 
 from tests.fakes.gemini_replies import (
     SCRIPT_KINDS, Generation, contents_chars, default_generation, embed_text, embedding_values,
@@ -38,6 +32,7 @@ from tests.fakes.gemini_rules import (
     ACTION_METHOD, NO_KEY, GoogleError, bad_request, bearer_rejected, default_models, key_invalid,
     model_not_found, normalise, reject_unknown, scripted_error, validate_generate,
 )
+from tests.fakes.server import FakeServer, Reply, env_settings, parse_args, reply_body, serve
 
 DEFAULT_API_KEY = "test-upstream-key"
 JSON_TYPE = "application/json; charset=UTF-8"
@@ -47,23 +42,7 @@ OPERATIONS = {
     "generateContent": "generate", "streamGenerateContent": "generate", "countTokens": "count",
     "embedContent": "embed", "batchEmbedContents": "embed",
 }
-SCRIPT_TARGETS = {"generate", "count", "embed", "models", "any"}
 _ERROR_KW = ("status", "message", "status_name", "details", "retry_delay")
-
-
-class StreamBroken(Exception):
-    """Raised inside a reply body: the connection drops before the body is complete."""
-
-    def __init__(self, error: str = "read") -> None:
-        super().__init__("peer closed connection without sending complete message body")
-        self.error = error
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: list[tuple[str, str]]
-    body: AsyncIterator[bytes]
 
 
 def _dump(value: Any, indent: int | None = None) -> bytes:
@@ -71,31 +50,24 @@ def _dump(value: Any, indent: int | None = None) -> bytes:
     return json.dumps(value, indent=indent, separators=(",", ": "), ensure_ascii=False).encode()
 
 
-async def _chunks(frames: list[bytes], between: float = 0.0,
-                  broken: str | None = None) -> AsyncIterator[bytes]:
-    for number, frame in enumerate(frames):
-        if number and between:
-            await asyncio.sleep(between)
-        yield frame
-    if broken:
-        raise StreamBroken(broken)
-
-
-class FakeGemini:
+class FakeGemini(FakeServer):
     """In-memory Gemini API. See the module docstring and `script` for the knobs."""
+
+    SCRIPT_KINDS = SCRIPT_KINDS
+    SCRIPT_TARGETS = {"generate", "count", "embed", "models", "any"}
+    ROUTE_FIELD = "action"
+    ERROR = GoogleError
+    JSON_TYPE = JSON_TYPE
 
     def __init__(self, api_key: str = DEFAULT_API_KEY, *, chunk_delay: float = 0.0,
                  words_per_chunk: int = 1, embedding_dims: int = 8, pretty_arrays: bool = True,
                  models: list[dict] | None = None, keep_requests: int | None = None) -> None:
+        super().__init__(chunk_delay=chunk_delay, keep_requests=keep_requests)
         self.api_key = api_key
-        self.chunk_delay = chunk_delay          # seconds between streamed events
         self.words_per_chunk = words_per_chunk  # stream granularity of default/plain text
         self.embedding_dims = embedding_dims    # vector size when outputDimensionality is absent
         self.pretty_arrays = pretty_arrays      # JSON-array stream elements indented like Google's
         self.models = default_models() if models is None else models
-        self.keep_requests = keep_requests      # record only the latest N (long-running servers)
-        self.requests: list[dict] = []
-        self.scripts: list[dict] = []
 
     # ----------------------------------------------------------------- test-facing helpers
 
@@ -122,92 +94,9 @@ class FakeGemini:
         - ``slow``: delay=, between= (default reply, or text=/chunks=)
         - ``raw``: status=200, body=bytes|str|dict|list-of-chunks, content_type=None, headers={}
         """
-        if kind not in SCRIPT_KINDS:
-            raise ValueError(f"unknown script kind {kind!r}; choose from {sorted(SCRIPT_KINDS)}")
-        if on not in SCRIPT_TARGETS:
-            raise ValueError(f"unknown script target {on!r}; choose from {sorted(SCRIPT_TARGETS)}")
-        self.scripts.append({"kind": kind, "on": on, "kw": kw})
-        return self
+        return super().script(kind, on=on, **kw)
 
-    def reset(self) -> None:
-        self.requests.clear()
-        self.scripts.clear()
-
-    @property
-    def last_request(self) -> dict:
-        return self.requests[-1]
-
-    def requests_to(self, action: str) -> list[dict]:
-        """Recorded requests for one action: generateContent, countTokens, list, get, ..."""
-        return [r for r in self.requests if r["action"] == action]
-
-    # ----------------------------------------------------------------- adapters
-
-    async def handler(self, request: httpx.Request) -> httpx.Response:
-        """`httpx.MockTransport(fake.handler)`: streamed bodies stay incremental."""
-        reply = await self.respond(request.method, request.url.path, dict(request.url.params),
-                                   dict(request.headers), await request.aread())
-        return httpx.Response(reply.status, headers=reply.headers, stream=_HttpxStream(reply.body))
-
-    async def asgi(self, scope: dict, receive: Callable, send: Callable) -> None:
-        """ASGI3 app; a broken stream raises out of it so the server drops the connection."""
-        if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        if scope["type"] != "http":
-            return
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body, more = body + message.get("body", b""), message.get("more_body", False)
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
-        reply = await self.respond(scope["method"], scope["path"], query, headers, body)
-        await send({"type": "http.response.start", "status": reply.status,
-                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]})
-        gone = asyncio.ensure_future(_disconnected(receive))
-        try:
-            async for chunk in reply.body:
-                if gone.done():  # the client left: stop generating, like Google would
-                    await reply.body.aclose()  # type: ignore[attr-defined]
-                    return
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        finally:
-            gone.cancel()
-
-    # ----------------------------------------------------------------- the core
-
-    async def respond(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
-                      body: bytes) -> Reply:
-        """Handle one HTTP request; records it first, then routes it."""
-        if path.startswith("/_fake/"):
-            return self._control(method.upper(), path, body)
-        record: dict[str, Any] = {
-            "method": method.upper(), "path": path, "query": dict(query),
-            "headers": {k.lower(): v for k, v in headers.items()}, "body": body,
-            "json": _maybe_json(body), "model": None, "action": None, "completed": False,
-        }
-        self.requests.append(record)
-        if self.keep_requests is not None and len(self.requests) > self.keep_requests:
-            del self.requests[0]
-        try:
-            reply = await self._route(record)
-        except GoogleError as error:
-            array = record["action"] == "streamGenerateContent" and query.get("alt") != "sse"
-            reply = self._error_reply(error, array)
-        except _RawReply as raw:
-            reply = raw.reply()
-        except (TypeError, ValueError, AttributeError, KeyError) as error:
-            # A body of the wrong shape: Google answers 400, it does not crash.
-            record["fake_error"] = repr(error)
-            reply = self._error_reply(GoogleError(400), False)
-        reply.body = self._track(record, reply.body)
-        return reply
+    # ----------------------------------------------------------------- routing
 
     async def _route(self, record: dict) -> Reply:
         version, _, rest = record["path"].lstrip("/").partition("/")
@@ -239,8 +128,8 @@ class FakeGemini:
             return await self._generate(record, raw, model_id)
         await self._take_script(OPERATIONS[action], model_id)
         if action == "countTokens":
-            return _json_reply(self._count_tokens(raw))
-        return _json_reply(self._embed(raw, model_id, action))
+            return self._json_reply(self._count_tokens(raw))
+        return self._json_reply(self._embed(raw, model_id, action))
 
     def _authenticate(self, headers: dict[str, str], query: dict[str, str]) -> None:
         key = headers.get("x-goog-api-key") or query.get("key")
@@ -254,17 +143,10 @@ class FakeGemini:
 
     async def _take_script(self, operation: str, model_id: str = "") -> dict | None:
         """Pop the first script for this operation; apply its delay; raise error/raw kinds."""
-        script = next((s for s in self.scripts if s["on"] in (operation, "any")), None)
-        if script is None:
-            return None
-        self.scripts.remove(script)
-        kw = script["kw"]
-        await asyncio.sleep(kw.get("delay", 0))
-        if script["kind"] == "error":
+        script = await self._pop_script(operation)
+        if script is not None and script["kind"] == "error":
             raise scripted_error(model=model_id or "gemini-2.5-flash",
-                                 **{k: v for k, v in kw.items() if k in _ERROR_KW})
-        if script["kind"] == "raw":
-            raise _RawReply(kw, kw.get("between", self.chunk_delay))
+                                 **{k: v for k, v in script["kw"].items() if k in _ERROR_KW})
         return script
 
     # ----------------------------------------------------------------- operations
@@ -284,8 +166,8 @@ class FakeGemini:
             payload = _dump(response_json(gen, model, response_id), indent=2)
             if kind == "break_midstream":
                 return Reply(200, _headers(JSON_TYPE, len(payload)),
-                             _chunks([payload[:len(payload) // 2]], broken=kw.get("error", "read")))
-            return Reply(200, _headers(JSON_TYPE, len(payload)), _chunks([payload]))
+                             reply_body([payload[:len(payload) // 2]], broken=kw.get("error", "read")))
+            return Reply(200, _headers(JSON_TYPE, len(payload)), reply_body([payload]))
         return self._stream(gen, model, response_id, record["query"].get("alt") == "sse",
                             kind, kw, between, error)
 
@@ -300,7 +182,7 @@ class FakeGemini:
         broken = kw.get("error", "read") if kind == "break_midstream" else None
         if not sse and not broken:
             frames[-1] += b"]"
-        return Reply(200, _headers(SSE_TYPE if sse else JSON_TYPE), _chunks(frames, between, broken))
+        return Reply(200, _headers(SSE_TYPE if sse else JSON_TYPE), reply_body(frames, between, broken))
 
     def _frame(self, event: dict, sse: bool, first: bool) -> bytes:
         if sse:  # a blank line after every event, the last one included (§9.1)
@@ -351,91 +233,34 @@ class FakeGemini:
         payload: dict[str, Any] = {"models": self.models[start:start + size]}
         if start + size < len(self.models):
             payload["nextPageToken"] = base64.urlsafe_b64encode(f"models:{start + size}".encode()).decode()
-        return _json_reply(payload)
+        return self._json_reply(payload)
 
     async def _get_model(self, record: dict, model_id: str, version: str) -> Reply:
         await self._take_script("models")
         model = self._find_model(model_id)
         if model is None:
             raise model_not_found(model_id, "get", version)
-        return _json_reply(model)
-
-    def _control(self, method: str, path: str, body: bytes) -> Reply:
-        """Test-only endpoints so a served fake can be scripted and inspected over HTTP."""
-        if method == "POST" and path == "/_fake/script":
-            kw = dict(_maybe_json(body) or {})
-            try:
-                self.script(kw.pop("kind", ""), **kw)
-            except (TypeError, ValueError) as error:
-                return _json_reply({"error": str(error)}, 400)
-            return _json_reply({"queued": len(self.scripts)})
-        if method == "POST" and path == "/_fake/reset":
-            self.reset()
-            return _json_reply({})
-        if method == "GET" and path == "/_fake/requests":
-            return _json_reply([{k: v for k, v in r.items() if k != "body"} for r in self.requests])
-        return _json_reply({"error": "unknown control endpoint"}, 404)
+        return self._json_reply(model)
 
     # ----------------------------------------------------------------- reply helpers
 
-    def _error_reply(self, error: GoogleError, array: bool) -> Reply:
+    def _error_reply(self, error: GoogleError, record: dict) -> Reply:
         """Errors before the first byte: plain JSON, list-wrapped for the array stream (§9.2)."""
-        body = error.body()
-        payload = _dump([body] if array else body, indent=2)
-        return Reply(error.code, _headers(JSON_TYPE, len(payload)), _chunks([payload]))
+        array = record["action"] == "streamGenerateContent" and record["query"].get("alt") != "sse"
+        return self._google_error_reply(error, array)
+
+    def _malformed_reply(self, error: Exception, record: dict) -> Reply:
+        return self._google_error_reply(GoogleError(400), False)
+
+    def _json_reply(self, payload: Any, status: int = 200) -> Reply:
+        body = _dump(payload, indent=2)
+        return Reply(status, _headers(JSON_TYPE, len(body)), reply_body([body]))
 
     @staticmethod
-    async def _track(record: dict, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        async for chunk in body:
-            yield chunk
-        record["completed"] = True
-
-
-class _RawReply(Exception):
-    """Carries a `raw` script out of the routing code: the reply bypasses everything."""
-
-    def __init__(self, kw: dict, between: float) -> None:
-        super().__init__("raw reply")
-        self.kw, self.between = kw, between
-
-    def reply(self) -> Reply:
-        body = self.kw.get("body", b"")
-        frames = body if isinstance(body, list) and all(isinstance(b, (str, bytes)) for b in body) else [body]
-        frames = [f.encode() if isinstance(f, str) else f if isinstance(f, bytes) else _dump(f, 2)
-                  for f in frames]
-        content_type = self.kw.get("content_type") or JSON_TYPE
-        headers = [("content-type", content_type), *dict(self.kw.get("headers") or {}).items()]
-        return Reply(self.kw.get("status", 200), headers, _chunks(frames, self.between))
-
-
-class _HttpxStream(httpx.AsyncByteStream):
-    """Feeds the reply to httpx chunk by chunk; a broken stream becomes an httpx error."""
-
-    def __init__(self, body: AsyncIterator[bytes]) -> None:
-        self._body = body
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._body:
-                yield chunk
-        except StreamBroken as broken:
-            kind = httpx.RemoteProtocolError if broken.error == "protocol" else httpx.ReadError
-            raise kind(str(broken)) from None
-
-    async def aclose(self) -> None:
-        await self._body.aclose()  # type: ignore[attr-defined]
-
-
-async def _disconnected(receive: Callable) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-def _maybe_json(body: bytes) -> Any:
-    try:
-        return json.loads(body) if body.strip() else None
-    except ValueError:
-        return None
+    def _google_error_reply(error: GoogleError, array: bool) -> Reply:
+        body = error.body()
+        payload = _dump([body] if array else body, indent=2)
+        return Reply(error.code, _headers(JSON_TYPE, len(payload)), reply_body([payload]))
 
 
 def _headers(content_type: str, length: int | None = None) -> list[tuple[str, str]]:
@@ -443,11 +268,6 @@ def _headers(content_type: str, length: int | None = None) -> list[tuple[str, st
     if length is not None:
         headers.append(("content-length", str(length)))
     return headers
-
-
-def _json_reply(payload: Any, status: int = 200) -> Reply:
-    body = _dump(payload, indent=2)
-    return Reply(status, _headers(JSON_TYPE, len(body)), _chunks([body]))
 
 
 def _page_offset(token: str | None) -> int:
@@ -465,53 +285,19 @@ def __getattr__(name: str) -> Any:
     """`tests.fakes.gemini:app` for daphne, configured by FAKE_GEMINI_* env vars on first use."""
     if name != "app":
         raise AttributeError(name)
-    fake = FakeGemini(os.environ.get("FAKE_GEMINI_API_KEY", DEFAULT_API_KEY),
-                      chunk_delay=float(os.environ.get("FAKE_GEMINI_CHUNK_DELAY", "0")),
+    api_key, chunk_delay = env_settings("FAKE_GEMINI", DEFAULT_API_KEY)
+    fake = FakeGemini(api_key, chunk_delay=chunk_delay,
                       keep_requests=1000)  # benchmarks send many requests to a served fake
     globals()["app"] = fake.asgi
     return fake.asgi
 
 
-def _drop_connection_on_broken_stream() -> None:
-    """Make daphne drop the connection when the app fails after the response started.
-
-    ASGI has no "abort" message; servers such as uvicorn close the socket when the app raises
-    mid-body. Daphne instead tries to send a 500 page, which fails once headers are out, and the
-    client then waits forever. Only this standalone runner patches it (daphne notices the failed
-    app within its 1 s reaping tick).
-    """
-    from daphne.http_protocol import WebRequest
-
-    send_500 = WebRequest.handle_exception
-
-    def handle_exception(request: Any, exception: BaseException) -> None:
-        if not request._response_started:
-            return send_500(request, exception)
-        if getattr(exception, "error", None) == "protocol":
-            request.transport.loseConnection()  # clean close: an incomplete chunked body
-        else:
-            request.transport.abortConnection()  # reset: the client's read fails
-
-    WebRequest.handle_exception = handle_exception
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.gemini",
-                                     description="Serve the fake Gemini API under daphne.")
-    parser.add_argument("--port", type=int, default=8001)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--api-key", default=os.environ.get("FAKE_GEMINI_API_KEY", DEFAULT_API_KEY))
-    parser.add_argument("--chunk-delay", type=float,
-                        default=float(os.environ.get("FAKE_GEMINI_CHUNK_DELAY", "0")))
-    args = parser.parse_args(argv)
-    os.environ["FAKE_GEMINI_API_KEY"] = args.api_key
-    os.environ["FAKE_GEMINI_CHUNK_DELAY"] = str(args.chunk_delay)
+    args = parse_args(argv, module="tests.fakes.gemini", description="Serve the fake Gemini API under daphne.",
+                      port=8001, prefix="FAKE_GEMINI", default_key=DEFAULT_API_KEY)
     print(f"Fake Gemini API on http://{args.host}:{args.port} (x-goog-api-key: {args.api_key})",
           flush=True)
-    from daphne.cli import CommandLineInterface  # imported late: it installs a Twisted reactor
-
-    _drop_connection_on_broken_stream()
-    CommandLineInterface().run(["-b", args.host, "-p", str(args.port), "tests.fakes.gemini:app"])
+    serve("tests.fakes.gemini:app", args.host, args.port)
 
 
 if __name__ == "__main__":
