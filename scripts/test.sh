@@ -19,6 +19,17 @@ if [ ! -x "$CLI_DIR/node_modules/.bin/gemini" ]; then
   fi
 fi
 
+# The browser tests drive Debian's Chromium (no browser download); install it when we can.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing Debian's chromium (for the browser tests)"
+    (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) \
+      || echo "could not install chromium: the browser tests will be skipped"
+  else
+    echo "chromium not found and cannot be installed here: the browser tests will be skipped"
+  fi
+fi
+
 echo "== test suite on SQLite"
 env -u DATABASE_URL "$BIN/pytest" "$@"
 
