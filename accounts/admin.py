@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, Limits
 from accounts.services import KeyServiceError, save_new_key
 
+LIST_USAGE_DAYS = 7  # the key list's usage columns
 LIMITS_HELP = (
     "Empty fields mean no limit of that kind. A user's row replaces the default limits as a whole "
     "(an all-empty row exempts the user from them; delete the row to apply the defaults again). "
@@ -118,23 +119,24 @@ class KeyStatusFilter(admin.SimpleListFilter):
 
 
 class KeyChangeList(ChangeList):
-    """Adds each listed key's usage of the last 30 days: one grouped query for the page's keys."""
+    """Adds each listed key's usage of the last LIST_USAGE_DAYS days: one grouped query for the
+    page's keys (raw rows: a week keeps it quick on a big table; a key's page shows 30 days)."""
 
     def get_results(self, request):
         from proxy_app.dashboard import key_usage
 
         super().get_results(request)
         self.result_list = list(self.result_list)
-        usage = key_usage([key.pk for key in self.result_list])
+        usage = key_usage([key.pk for key in self.result_list], days=LIST_USAGE_DAYS)
         for key in self.result_list:
-            key.usage_30d = usage.get(key.pk, {})
+            key.usage_recent = usage.get(key.pk, {})
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     form = ApiKeyForm
-    list_display = ["name", "user", "prefix", "status", "created_at", "last_used_at", "requests_30d", "tokens_30d",
-                    "cost_30d"]  # fmt: skip
+    list_display = ["name", "user", "prefix", "status", "created_at", "last_used_at", "recent_requests",
+                    "recent_tokens", "recent_cost"]  # fmt: skip
     list_filter = [KeyStatusFilter, "created_at", "last_used_at"]
     list_select_related = ["user"]
     search_fields = ["name", "prefix", "user__username"]
@@ -177,17 +179,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return "revoked"
         return "active" if obj.is_usable(timezone.now()) else "expired"
 
-    @admin.display(description="requests (30 d)")
-    def requests_30d(self, obj: ApiKey) -> str:
-        return f"{getattr(obj, 'usage_30d', {}).get('requests', 0):,}"
+    @admin.display(description=f"requests ({LIST_USAGE_DAYS} d)")
+    def recent_requests(self, obj: ApiKey) -> str:
+        return f"{getattr(obj, 'usage_recent', {}).get('requests', 0):,}"
 
-    @admin.display(description="tokens (30 d)")
-    def tokens_30d(self, obj: ApiKey) -> str:
-        return f"{getattr(obj, 'usage_30d', {}).get('total_tokens', 0):,}"
+    @admin.display(description=f"tokens ({LIST_USAGE_DAYS} d)")
+    def recent_tokens(self, obj: ApiKey) -> str:
+        return f"{getattr(obj, 'usage_recent', {}).get('total_tokens', 0):,}"
 
-    @admin.display(description="cost (30 d, USD)")
-    def cost_30d(self, obj: ApiKey) -> str:
-        return f"{getattr(obj, 'usage_30d', {}).get('cost_usd', 0):.4f}"
+    @admin.display(description=f"cost ({LIST_USAGE_DAYS} d, USD)")
+    def recent_cost(self, obj: ApiKey) -> str:
+        return f"{getattr(obj, 'usage_recent', {}).get('cost_usd', 0):.4f}"
 
     @admin.display(description="usage")
     def usage(self, obj: ApiKey) -> str:

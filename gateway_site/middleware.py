@@ -65,9 +65,23 @@ def _admin_only(path: str):
             return await inner(request)
 
         markcoroutinefunction(middleware)
+        if hasattr(inner, "process_view"):  # CSRF checks live in process_view: keep them
+            middleware.process_view = _view_hook(inner)
         return middleware
 
     return factory
+
+
+def _view_hook(inner):
+    """The inner middleware's `process_view`, skipped on proxy paths. Async, so Django calls it
+    without a thread hop; the CSRF check it runs touches no database."""
+
+    async def process_view(request, view_func, view_args, view_kwargs):
+        if is_proxy_path(request.path):
+            return None
+        return inner.process_view(request, view_func, view_args, view_kwargs)
+
+    return process_view
 
 
 admin_only_security = _admin_only("django.middleware.security.SecurityMiddleware")

@@ -31,7 +31,7 @@ from proxy_app.admin_filters import (
     StatusFilter,
     UserFilter,
 )
-from proxy_app.models import ModelMapping, ModelPrice, Upstream, UsageDaily, UsagePolicy, UsageRecord
+from proxy_app.models import LogSettings, ModelMapping, ModelPrice, Upstream, UsageDaily, UsagePolicy, UsageRecord
 
 
 admin.site.site_header = "LLM gateway"
@@ -301,6 +301,16 @@ def dashboard_view(request):
     }
     context["chart_data"] = context["data"]["chart"]
     return TemplateResponse(request, "admin/gateway/dashboard.html", context)
+
+
+@admin.register(LogSettings)
+class LogSettingsAdmin(admin.ModelAdmin):
+    """One row: the global detailed-logging switch (per-upstream switches are on each upstream)."""
+
+    list_display = ["__str__", "detailed_logging"]
+
+    def has_add_permission(self, request):
+        return not LogSettings.objects.exists()
 
 
 from proxy_app import sessions_admin  # noqa: F401,E402  (chat sessions, read-only)

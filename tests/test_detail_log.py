@@ -107,3 +107,12 @@ def test_admin_link_serves_the_file_to_staff_only(openai_client, fake_gemini, lo
     resp = client.get(url)
     assert resp.status_code == 200 and json.loads(b"".join(resp.streaming_content))["request_id"] == row.request_id
     assert client.get("/admin/detail-log/nope/").status_code == 404
+
+
+def test_global_switch_in_the_admin(client, django_user_model, log_dir):
+    from proxy_app.models import LogSettings
+
+    client.force_login(django_user_model.objects.create_superuser("root", password="pw-root-123"))
+    resp = client.post("/admin/proxy_app/logsettings/add/", {"detailed_logging": "on"})
+    assert resp.status_code == 302 and LogSettings.objects.get().detailed_logging
+    assert client.get("/admin/proxy_app/logsettings/add/").status_code == 403  # one row only
