@@ -28,6 +28,7 @@ from proxy_app.admin_filters import (
     DialectFilter,
     KeyFilter,
     ModelFilter,
+    ReadOnlyAdmin,
     StatusFilter,
     UserFilter,
 )
@@ -107,7 +108,7 @@ TOTALS_MAX_DAYS = timedelta(days=31)  # totals of a larger selection than CAP ro
 
 
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
+class UsageRecordAdmin(ReadOnlyAdmin):
     # The rest (endpoint, upstream model, token source, disconnects, TTFT...) is on each row's page.
     list_display = [
         "created_at", "user", "key_prefix", "dialect", "requested_model", "status", "prompt_tokens",
@@ -124,15 +125,6 @@ class UsageRecordAdmin(admin.ModelAdmin):
     paginator = CappedPaginator
     change_list_template = "admin/proxy_app/usagerecord/change_list.html"
     readonly_fields = ["detail_log"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="detail log")
     def detail_log(self, obj: UsageRecord) -> str:
@@ -238,7 +230,7 @@ class DailyModelFilter(ModelFilter):
 
 
 @admin.register(UsageDaily)
-class UsageDailyAdmin(admin.ModelAdmin):
+class UsageDailyAdmin(ReadOnlyAdmin):
     """Read-only: written by `manage.py rollup_usage`."""
 
     list_display = ["day", "user", "model", "requests", "errors", "prompt_tokens", "completion_tokens",
@@ -249,15 +241,6 @@ class UsageDailyAdmin(admin.ModelAdmin):
     show_full_result_count = False
     show_facets = ShowFacets.NEVER
     paginator = CappedPaginator
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(UsagePolicy)

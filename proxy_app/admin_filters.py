@@ -1,4 +1,5 @@
-"""List filters and a paginator for the usage tables that never scan the whole table.
+"""List filters and a paginator for the usage tables that never scan the whole table, and the
+read-only base of the ledger admins.
 
 Django's defaults would: `AllValuesFieldListFilter` (any plain field in list_filter) runs
 SELECT DISTINCT over every row, and the changelist paginator runs COUNT(*) over the filtered set.
@@ -221,3 +222,16 @@ def _int(value: str) -> int:
         return int(value)
     except ValueError:
         raise IncorrectLookupParameters(f"{value!r} is not a number") from None
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Ledgers and logs: viewable, never added, edited or deleted from the admin."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

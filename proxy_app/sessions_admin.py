@@ -7,11 +7,12 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
+from proxy_app.admin_filters import ReadOnlyAdmin
 from proxy_app.models import ChatSession
 
 
 @admin.register(ChatSession)
-class ChatSessionAdmin(admin.ModelAdmin):
+class ChatSessionAdmin(ReadOnlyAdmin):
     list_display = [
         "public_id", "user", "api_key", "model", "turns", "turns_dropped", "created_at", "updated_at", "ended_at",
     ]
@@ -24,15 +25,6 @@ class ChatSessionAdmin(admin.ModelAdmin):
         "turns_dropped", "created_at", "updated_at", "ended_at",
     ]
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="entries")
     def turns(self, obj: ChatSession) -> int:
