@@ -51,8 +51,8 @@ from proxy_app.consumers import websocket_urlpatterns  # noqa: E402  (needs the 
 
 application = ProtocolTypeRouter(
     {
-        "http": MetricsASGI(
-            RequestIdASGI(ServeStaticASGI(django_http, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL))
+        "http": RequestIdASGI(  # outermost: /metrics answers carry x-request-id too
+            MetricsASGI(ServeStaticASGI(django_http, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL))
         ),
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }

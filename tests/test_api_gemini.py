@@ -139,3 +139,14 @@ def test_gemini_client_on_openai_compatible_upstream(genai_client, fake_openai, 
     assert genai_client.models.count_tokens(model="deepseek-chat", contents="four words here now").total_tokens > 0
     rows = usage_rows()
     assert {r.upstream_name for r in rows} == {"compat"} and all(r.dialect == "gemini" for r in rows)
+
+
+def test_pass_through_stream_broken_upstream(genai_client, fake_gemini, usage_rows):
+    fake_gemini.script("break_midstream", after=1)
+    received = []
+    with pytest.raises(genai_errors.APIError):
+        for chunk in genai_client.models.generate_content_stream(model="gemini-2.5-flash", contents="a long answer"):
+            received.append(chunk)
+    assert received  # the first chunk arrived before the break
+    row = usage_rows()[-1]
+    assert row.streamed and row.status == 502 and row.total_tokens > 0

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path, re_path
 
 from accounts.authentication import KeyIdentity
-from proxy_app import hub, pipeline
+from proxy_app import hub, pipeline, usage
 from proxy_app.dialects import gemini_native as gn
 from proxy_app.errors import GatewayError, InvalidRequest, NotFound
 from proxy_app.http import json_response, read_json, stream_response
@@ -90,8 +90,6 @@ def _wants_sse(request: HttpRequest) -> bool:
 
 def _count_locally(body: dict, ctx: CallContext) -> HttpResponse:
     """No countTokens upstream endpoint: estimate (mapping.md §8); the Gemini CLI calls it often."""
-    from proxy_app import usage
-
     usage.record(ctx, status=200, usage=hub.Usage(source="estimated"))
     messages = gn.parse_count_tokens_request(body)
     return json_response(gn.count_tokens_response(hub.estimate_prompt_tokens(messages)))
