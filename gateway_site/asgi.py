@@ -1,6 +1,7 @@
 """ASGI entry point: `gateway_site.asgi:application`, served by daphne.
 
-HTTP goes to Django (static files first, through ServeStatic). WebSockets: ws/chat/ (the chat
+HTTP goes to Django (static files first, through ServeStatic); the proxy routes go to
+proxy_app.edge, which runs their Django views without Django's per-request cycle. WebSockets: ws/chat/ (the chat
 consumer, proxy_app.consumers), with Django's session cookie and user in the scope for the chat
 page; no origin-validator wrapper on purpose (it refuses non-browser clients; see the consumer).
 GET /metrics is answered ahead of all that by proxy_app.observability.MetricsASGI, which also
@@ -17,35 +18,23 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
-from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
 from gateway_site.middleware import RequestIdASGI, is_proxy_path  # noqa: E402
+from proxy_app.edge import ProxyEdge  # noqa: E402
 from proxy_app.observability import MetricsASGI  # noqa: E402
 
 django_app = get_asgi_application()
 
 
-class ProxyASGIHandler(ASGIHandler):
-    """Django's handler without a per-request ThreadSensitiveContext, for the proxy routes only.
-
-    Django gives every request its own thread-sensitive context, which starts a fresh worker
-    thread (two per request, measured) for the few sync calls the handler makes: the
-    request_started/finished signal receivers and `response.close()`. Proxy views are async
-    and touch the ORM only on cache misses, so their sync calls can share the process's one
-    long-lived thread-sensitive worker instead. Admin and pages keep Django's default.
-    """
-
-    async def __call__(self, scope, receive, send):
-        await self.handle(scope, receive, send)
-
-
-proxy_handler = ProxyASGIHandler()
+# Proxy routes (API-key clients) skip Django's request cycle: proxy_app/edge.py says why and how.
+proxy_edge = ProxyEdge(django_app)
 
 
 async def django_http(scope, receive, send):
-    handler = proxy_handler if is_proxy_path(scope["path"]) else django_app
+    handler = proxy_edge if is_proxy_path(scope["path"]) else django_app
     await handler(scope, receive, send)
+
 
 from proxy_app.consumers import websocket_urlpatterns  # noqa: E402  (needs the apps loaded)
 

@@ -63,8 +63,21 @@ async def prepare(req: hub.ChatRequest, route: routing.Route) -> None:
         await signatures.restore(req.messages)
 
 
+async def _answer(ctx: CallContext, call: Awaitable, prompt_estimate: int = 0):
+    """Await a non-streamed upstream call; a client that leaves meanwhile (the edge cancels the
+    view) still gets its usage row, with the prompt estimate (the upstream was already asked),
+    and the row's settlement frees its quota reservation and in-flight slot."""
+    try:
+        return await call
+    except asyncio.CancelledError:
+        ctx.disconnected = True
+        usage.record(ctx, status=499, usage=hub.Usage(prompt_tokens=prompt_estimate, source="estimated"),
+                     error_code="client_disconnected")
+        raise
+
+
 async def chat(req: hub.ChatRequest, client: UpstreamClient, ctx: CallContext) -> hub.ChatResponse:
-    resp = await client.chat(req)
+    resp = await _answer(ctx, client.chat(req), hub.estimate_prompt_tokens(req.messages))
     failed = next((c for c in resp.choices if c.finish_reason == "error"), None)
     if failed is not None:
         err = UpstreamError(failed.finish_message or MALFORMED_CALL, code="malformed_function_call")
@@ -84,14 +97,14 @@ async def embed(req: hub.EmbedRequest, identity: KeyIdentity, ctx: CallContext) 
     estimate = sum(hub.estimate_tokens(text) for text in req.inputs)
     route, client = await open_route(req.model, identity, ctx, prompt_estimate=estimate, max_tokens=0)
     req.upstream_model = route.upstream_model
-    resp = await client.embed(req)
+    resp = await _answer(ctx, client.embed(req), estimate)
     usage.record(ctx, status=200, usage=resp.usage)
     return resp
 
 
 async def forward(ctx: CallContext, call: Awaitable[dict], usage_of: Callable[[dict], hub.Usage | None]) -> dict:
     """A pass-through call that is not streamed: record what the upstream reported."""
-    reply = await call
+    reply = await _answer(ctx, call)
     usage.record(ctx, status=200, usage=usage_of(reply))
     return reply
 

@@ -1,0 +1,118 @@
+"""The ASGI edge of the proxy routes: proxy_app.urls' views served without Django's request cycle.
+
+Admin, pages and static files keep Django's full stack (gateway_site/asgi.py sends them there).
+The proxy paths (API-key clients) need none of it, and its fixed costs dominated a request:
+the request_started / request_finished signals run `close_old_connections` through a thread hop
+each, `response.close()` is another hop, the body goes through a SpooledTemporaryFile, and every
+middleware is walked (libraries.md finding 2). Here the same URL patterns and the same views
+run with only what they use:
+
+    body (capped) -> ASGIRequest -> resolve in proxy_app.urls -> view, raced against the client's
+    http.disconnect -> Django's own send_response (plain and streamed bodies)
+
+A client that disconnects cancels the view, exactly as Django's handler does, so the pipeline's
+`finally`/cancellation paths record usage and settle the quota reservation. Paths that match no
+proxy route go to Django (its 404 handling and middleware).
+
+The one thing the skipped signals did that still matters: recycling the DB connection of the
+shared ORM thread (CONN_MAX_AGE=0, broken connections). That runs here at most once per
+DB_RECYCLE_SECONDS, after a response, off the request's own time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+from django.db import close_old_connections
+from django.http import HttpResponse
+from django.urls import URLResolver, get_resolver
+from django.urls.exceptions import Resolver404
+
+log = logging.getLogger(__name__)
+DB_RECYCLE_SECONDS = 1.0
+
+
+class ProxyEdge(ASGIHandler):
+    """Serves proxy_app.urls; `fallback` (Django's full handler) gets every path they don't match."""
+
+    def __init__(self, fallback, urlconf: str = "proxy_app.urls") -> None:
+        # Not ASGIHandler.__init__: no middleware chain is loaded or walked here.
+        self.fallback = fallback
+        self.resolver: URLResolver = get_resolver(urlconf)
+        self._recycled_at = 0.0
+        self._recycling: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            match = self.resolver.resolve(scope["path"].removeprefix("/"))
+        except Resolver404:
+            return await self.fallback(scope, receive, send)
+        body = await _read_body(receive)
+        if body is None:  # the client left before its body arrived: nothing was started
+            return
+        request = ASGIRequest(scope, io.BytesIO(body))
+        view = asyncio.create_task(self._respond(request, match, send))
+        watch = asyncio.create_task(_disconnected(receive))
+        await asyncio.wait((view, watch), return_when=asyncio.FIRST_COMPLETED)
+        for task in (watch, view):  # the watcher first: it never raises unexpectedly
+            if not task.done():
+                task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:  # the client left: the view saw it as cancellation
+                pass
+        self._recycle_db_soon()
+
+    async def _respond(self, request: ASGIRequest, match, send) -> None:
+        try:
+            response = await match.func(request, *match.args, **match.kwargs)
+        except Exception:  # views answer their own errors; this is a bug of ours
+            log.exception("unhandled error serving %s", request.path)
+            response = HttpResponse(b'{"error": {"message": "The gateway failed to process this request."}}',
+                                    status=500, content_type="application/json")
+        try:
+            await self.send_response(response, send)
+        except OSError:  # the socket went away mid-send (servers differ on how they say so)
+            pass
+
+    def _recycle_db_soon(self) -> None:
+        now = time.monotonic()
+        if now - self._recycled_at < DB_RECYCLE_SECONDS or self._recycling is not None:
+            return
+        self._recycled_at = now
+        self._recycling = asyncio.get_running_loop().create_task(self._recycle_db())
+
+    async def _recycle_db(self) -> None:
+        try:
+            await sync_to_async(close_old_connections)()  # on the shared thread the ORM calls use
+        finally:
+            self._recycling = None
+
+
+async def _read_body(receive) -> bytes | None:
+    """The whole body; past MAX_BODY_BYTES only one byte more is kept (the view answers 413)."""
+    cap = settings.MAX_BODY_BYTES + 1
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        if chunk and size < cap:
+            chunks.append(chunk[: cap - size])
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _disconnected(receive) -> None:
+    """Returns when the client disconnects (the only message left after the body)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
