@@ -4,8 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+WORKERS ?= 1
 
-.PHONY: run test demo bench install install-test clean
+.PHONY: run serve test demo bench install install-test clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=...)")'
@@ -28,7 +29,11 @@ run: install
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py ensure_admin
 	@echo "Gateway on http://$(HOST):$(PORT)  (admin: http://$(HOST):$(PORT)/admin/)"
-	$(BIN)/python -m gateway_site.serve -b $(HOST) -p $(PORT) gateway_site.asgi:application
+	$(BIN)/python -m gateway_site.serve -b $(HOST) -p $(PORT) --workers $(WORKERS)
+
+# Serve only (already set up): `make serve WORKERS=2` runs two processes on one port (needs REDIS_URL).
+serve: install
+	$(BIN)/python -m gateway_site.serve -b $(HOST) -p $(PORT) --workers $(WORKERS)
 
 test: install-test
 	bash scripts/test.sh

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from bench.servers import UPSTREAM_KEY, cpu_seconds
+from bench.servers import UPSTREAM_KEY, cpu_seconds, rss_mb
 
-PROMPT = "Write one short sentence about benchmarks."
+# 16 words: the fake echoes them after 4 of its own, one word per event -> a 20-chunk stream.
+PROMPT = "Write one short sentence about benchmarks that measure a gateway against the direct path, please, today, thanks."
 MODEL = "gemini-2.5-flash"
 
 
@@ -58,6 +59,7 @@ class Run:
     cpu_ms_per_request: dict[str, float] = field(default_factory=dict)
     error_kinds: dict[str, int] = field(default_factory=dict)
     warmup_errors: int = 0
+    rss_mb: dict[str, float] = field(default_factory=dict)  # peak resident memory after the run
 
 
 def _gemini_text(data: dict) -> str:
@@ -81,9 +83,10 @@ def direct_target(base_url: str) -> Target:
                   {"x-goog-api-key": UPSTREAM_KEY}, body, body, _gemini_text, _gemini_text, False)
 
 
-def gateway_target(base_url: str, api_key: str) -> Target:
-    body = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]}
-    return Target("gateway", f"{base_url}/v1/chat/completions", f"{base_url}/v1/chat/completions",
+def gateway_target(base_url: str, api_key: str, name: str = "gateway", model: str = MODEL) -> Target:
+    """An OpenAI-dialect side: this gateway (any server) or a peer gateway given on the command line."""
+    body = {"model": model, "messages": [{"role": "user", "content": PROMPT}]}
+    return Target(name, f"{base_url}/v1/chat/completions", f"{base_url}/v1/chat/completions",
                   {"authorization": f"Bearer {api_key}"}, {**body, "stream": False},
                   {**body, "stream": True}, lambda d: _openai_text(d, "message"),
                   lambda d: _openai_text(d, "delta"), True)
@@ -163,7 +166,8 @@ async def _pool(clients: list[httpx.AsyncClient], target: Target, stream: bool, 
 
 
 async def measure(scenario: str, target: Target, *, stream: bool, count: int, workers: int,
-                  time_cap: float, pids: dict[str, int], shared_client: bool = False) -> Run:
+                  time_cap: float, pids: dict[str, int], shared_client: bool = False,
+                  warmup: int | None = None) -> Run:
     """Warm up fresh keep-alive clients, then run the scenario and return its figures.
 
     Each worker gets its own client (one kept-alive connection) unless `shared_client`: with
@@ -177,7 +181,8 @@ async def measure(scenario: str, target: Target, *, stream: bool, count: int, wo
         opened = [await stack.enter_async_context(httpx.AsyncClient(limits=limits, timeout=60.0))
                   for _ in range(1 if shared_client else workers)]
         clients = opened * workers if shared_client else opened
-        run.warmup_errors = await _pool(clients, target, stream, max(2 * workers, 10), 10.0, None)
+        warm = max(2 * workers, 10) if warmup is None else warmup
+        run.warmup_errors = await _pool(clients, target, stream, warm, 10.0, None)
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         own_before = time.process_time()
         started = time.perf_counter()
@@ -187,4 +192,5 @@ async def measure(scenario: str, target: Target, *, stream: bool, count: int, wo
         cpu["loadgen"] = time.process_time() - own_before
     run.per_second = run.ok / run.seconds if run.seconds else 0.0
     run.cpu_ms_per_request = {name: 1000 * sec / max(run.sent, 1) for name, sec in cpu.items()}
+    run.rss_mb = {name: rss_mb(pid) for name, pid in pids.items()}
     return run

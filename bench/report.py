@@ -14,6 +14,7 @@ from pathlib import Path
 from bench.load import Run
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+PACKAGES = ("django", "daphne", "uvicorn", "granian", "httpx", "aiohttp")
 
 
 def machine() -> dict:
@@ -23,6 +24,12 @@ def machine() -> dict:
                      if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = version(name)
+        except Exception:
+            versions[name] = "not installed"
     return {
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
@@ -30,86 +37,107 @@ def machine() -> dict:
         "loadavg_at_start": os.getloadavg(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
-        "versions": {name: version(name) for name in ("django", "daphne", "httpx")},
+        "versions": versions,
     }
 
 
-def _fmt(value: float | None, unit: str) -> str:
+def _cell(value: float | None, base: float | None, unit: str) -> str:
+    """The figure, and for the non-direct sides its ratio to direct (or the added ms)."""
     if value is None:
         return "-"
-    return f"{value:,.0f}" if unit == "/s" and value >= 100 else f"{value:,.2f}"
+    text = f"{value:,.0f}" if unit == "/s" and value >= 100 else f"{value:,.2f}"
+    if base is not None and base != value:
+        if unit == "ms":
+            text += f" ({value - base:+.2f})"
+        elif base:
+            text += f" ({value / base:.2f}x)"
+    return text
 
 
-def _row(label: str, direct: float | None, gateway: float | None, unit: str) -> str:
-    ratio = added = ""
-    if direct and gateway is not None:
-        ratio = f"{gateway / direct:.2f}x"
-    if unit == "ms" and direct is not None and gateway is not None:
-        added = f"{gateway - direct:+.2f} ms"
-    return f"{label:<44}{_fmt(direct, unit):>11}{_fmt(gateway, unit):>11}{ratio:>10}{added:>13}"
+METRICS = [  # label, scenario, how to read the figure, unit
+    ("non-stream latency p50, c=1 (ms; +added)", "sequential", lambda r: r.latency_ms.get("p50"), "ms"),
+    ("non-stream latency p99, c=1 (ms; +added)", "sequential", lambda r: r.latency_ms.get("p99"), "ms"),
+    ("req/s, c={c}", "throughput_c{c}", lambda r: r.per_second, "/s"),
+    ("req/s, c={c4}", "throughput_c{c4}", lambda r: r.per_second, "/s"),
+    ("CPU ms/request, c=1", "sequential", lambda r: r.cpu_ms_per_request.get("side"), "cpu"),
+    ("CPU ms/request, c={c}", "throughput_c{c}", lambda r: r.cpu_ms_per_request.get("side"), "cpu"),
+    ("CPU ms/request, c={c4}", "throughput_c{c4}", lambda r: r.cpu_ms_per_request.get("side"), "cpu"),
+    ("stream TTFT p50, c=1 (ms; +added)", "stream_sequential", lambda r: r.ttft_ms.get("p50"), "ms"),
+    ("stream total p50, c=1 (ms; +added)", "stream_sequential", lambda r: r.latency_ms.get("p50"), "ms"),
+    ("CPU ms per 20-chunk stream, c=1", "stream_sequential", lambda r: r.cpu_ms_per_request.get("side"), "cpu"),
+    ("streams/s, c={cs}", "stream_concurrent", lambda r: r.per_second, "/s"),
+    ("CPU ms per stream, c={cs}", "stream_concurrent", lambda r: r.cpu_ms_per_request.get("side"), "cpu"),
+    ("slow streams x{n}: TTFT p50 (s)", "slow_streams", lambda r: (r.ttft_ms.get("p50") or 0) / 1000 or None, "s"),
+    ("slow streams x{n}: total p50 (s)", "slow_streams", lambda r: (r.latency_ms.get("p50") or 0) / 1000 or None, "s"),
+    ("slow streams x{n}: total p99 (s)", "slow_streams", lambda r: (r.latency_ms.get("p99") or 0) / 1000 or None, "s"),
+    ("slow streams x{n}: ok", "slow_streams", lambda r: r.ok, "n"),
+    ("slow streams x{n}: peak RSS (MB)", "slow_streams", lambda r: r.rss_mb.get("side"), "n"),
+]
 
 
-def table(runs: dict[tuple[str, str], Run], machine_facts: dict, usage: dict, shared_client: bool) -> str:
-    def pair(scenario: str) -> tuple[Run, Run]:
-        return runs[scenario, "direct"], runs[scenario, "gateway"]
+def _side_cpu(run: Run) -> None:
+    """Name the measured side's own process as 'side' (the fake is 'fake'/'slow' in every run)."""
+    own = {k: v for k, v in run.cpu_ms_per_request.items() if k not in ("fake", "slow", "loadgen")}
+    if run.target == "direct":
+        key = "slow" if run.scenario == "slow_streams" else "fake"
+        run.cpu_ms_per_request["side"] = run.cpu_ms_per_request.get(key, 0.0)
+        run.rss_mb["side"] = run.rss_mb.get(key, 0.0)
+    else:
+        run.cpu_ms_per_request["side"] = sum(own.values())
+        run.rss_mb["side"] = sum(v for k, v in run.rss_mb.items() if k not in ("fake", "slow"))
 
-    seq, thr, sseq, scon = (pair(s) for s in ("sequential", "throughput", "stream_sequential", "stream_concurrent"))
-    lines = [
-        f"Machine: {machine_facts['cpus_usable']} usable CPU(s) of {machine_facts['cpu_count']} "
-        f"({machine_facts['cpu_model'] or 'unknown model'}), Python {machine_facts['python']}, "
-        f"Django {machine_facts['versions']['django']}, daphne {machine_facts['versions']['daphne']}, "
-        f"httpx {machine_facts['versions']['httpx']}, load average at start "
-        f"{', '.join(f'{x:.2f}' for x in machine_facts['loadavg_at_start'])}.",
-        f"The load generator (this process: one asyncio loop, "
-        f"{'one httpx client shared by all workers' if shared_client else 'one keep-alive httpx client per worker'}) "
-        "shares those CPUs with the fake "
-        "upstream (one daphne process) and the gateway (one daphne process): all figures are on loopback "
-        "and include that contention, so read the ratios rather than the absolute numbers.",
-        "",
-        f"{'scenario':<44}{'direct':>11}{'gateway':>11}{'gw/direct':>10}{'added':>13}",
-        "-" * 89,
-    ]
-    for key in ("p50", "p90", "p99", "mean"):
-        lines.append(_row(f"sequential non-stream latency {key} (ms)",
-                          seq[0].latency_ms.get(key), seq[1].latency_ms.get(key), "ms"))
-    lines.append(_row(f"throughput, {thr[0].workers} workers (req/s)", thr[0].per_second, thr[1].per_second, "/s"))
-    for key in ("p50", "p99"):
-        lines.append(_row(f"stream time to first content {key} (ms)",
-                          sseq[0].ttft_ms.get(key), sseq[1].ttft_ms.get(key), "ms"))
-    lines.append(_row("stream total time p50 (ms)", sseq[0].latency_ms.get("p50"), sseq[1].latency_ms.get("p50"), "ms"))
-    lines.append(_row(f"concurrent streams, {scon[0].workers} workers (streams/s)",
-                      scon[0].per_second, scon[1].per_second, "/s"))
-    for key in ("p50", "p99"):
-        lines.append(_row(f"  same run: time to first content {key} (ms)",
-                          scon[0].ttft_ms.get(key), scon[1].ttft_ms.get(key), "ms"))
-    lines += ["", f"{'run':<20}{'side':<9}{'ok/sent':>12}{'errors':>8}{'seconds':>9}"
-                  f"{'CPU ms per request: fake':>27}{'gateway':>9}{'loadgen':>9}", "-" * 103]
+
+def table(runs: dict[tuple[str, str], Run], facts: dict, usage: dict, plan) -> str:
+    sides = list(dict.fromkeys(side for _, side in runs))
     for run in runs.values():
-        cpu = run.cpu_ms_per_request
-        lines.append(f"{run.scenario:<20}{run.target:<9}{f'{run.ok}/{run.sent}':>12}{run.errors:>8}"
-                     f"{run.seconds:>9.2f}{cpu.get('fake', 0):>27.2f}{cpu.get('gateway', 0):>9.2f}"
-                     f"{cpu.get('loadgen', 0):>9.2f}")
+        _side_cpu(run)
+    c, cs = plan.concurrency, plan.stream_concurrency
+    fmt = {"c": c, "c4": 4 * c, "cs": cs, "n": plan.slow_streams}
+    width = max(18, *(len(s) + 2 for s in sides))
+    v = facts["versions"]
+    lines = [
+        f"Machine: {facts['cpus_usable']} usable CPU(s) of {facts['cpu_count']} ({facts['cpu_model'] or '?'}), "
+        f"Python {facts['python']}, " + ", ".join(f"{k} {v[k]}" for k in PACKAGES) +
+        f"; load average at start {', '.join(f'{x:.2f}' for x in facts['loadavg_at_start'])}.",
+        "All sides share the 2 cores with the load generator and the fake upstream(s): read ratios to "
+        "`direct` (in brackets) rather than absolute figures. CPU is each side's own processes "
+        "(/proc, workers included); for `direct` it is the fake's.",
+        "",
+        f"{'':<44}" + "".join(f"{s:>{width}}" for s in sides),
+        "-" * (44 + width * len(sides)),
+    ]
+    for label, scenario, read, unit in METRICS:
+        scenario = scenario.format(**fmt)
+        base_run = runs.get((scenario, "direct"))
+        base = read(base_run) if base_run and unit in ("ms", "/s", "s") else None
+        cells = []
+        for side in sides:
+            run = runs.get((scenario, side))
+            cells.append(_cell(read(run), None if side == "direct" else base, unit) if run else "-")
+        if any(cell != "-" for cell in cells):
+            lines.append(f"{label.format(**fmt):<44}" + "".join(f"{cell:>{width}}" for cell in cells))
+    lines += ["", "Errors and caps:"]
+    for run in runs.values():
         if run.sent < run.planned:
-            lines.append(f"{'':<20}(time cap reached: {run.sent} of {run.planned} planned)")
+            lines.append(f"  {run.scenario} / {run.target}: time cap reached, {run.sent} of {run.planned} sent")
         for kind, count in run.error_kinds.items():
-            lines.append(f"{'':<20}error x{count}: {kind}")
+            lines.append(f"  {run.scenario} / {run.target}: error x{count}: {kind}")
         if run.warmup_errors:
-            lines.append(f"{'':<20}warm-up errors: {run.warmup_errors}")
-    lines += ["", usage_line(usage)]
+            lines.append(f"  {run.scenario} / {run.target}: {run.warmup_errors} warm-up errors")
+    lines.append("")
+    lines += [usage_line(side, u) for side, u in usage.items()]
     return "\n".join(lines)
 
 
-def usage_line(usage: dict) -> str:
+def usage_line(side: str, usage: dict) -> str:
     if "error" in usage:
-        return f"Usage check FAILED: {usage['error']}"
+        return f"Usage check {side} FAILED: {usage['error']}"
     missing = usage["sent"] - usage["recorded_after_stop"]
     verdict = "OK: every request recorded" if missing == 0 else (
         f"MISMATCH: {abs(missing)} {'missing' if missing > 0 else 'extra'} usage row(s)")
-    return (f"Usage check: {usage['sent']} requests sent through the gateway ({usage['measured']} "
-            f"measured + {usage['sent'] - usage['measured']} warm-up); usage_report counted "
-            f"{usage['recorded_live']} 1 s after "
-            f"the load and {usage['recorded_after_stop']} after a graceful stop "
-            f"(gateway exit code {usage['gateway_exit']}) -> {verdict}.")
+    return (f"Usage check {side}: {usage['sent']} requests sent (warm-ups included); rows counted "
+            f"{usage['recorded_live']} 1 s after the load, {usage['recorded_after_stop']} after a graceful "
+            f"stop (exit code {usage['gateway_exit']}) -> {verdict}.")
 
 
 def save(payload: dict) -> Path:

@@ -26,13 +26,45 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a running process, from /proc (0.0 where unavailable)."""
+def _stat(pid: int) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return None
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (a server's worker processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(current := todo.pop())
+        todo += children.get(current, [])
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its descendants, from /proc (0.0 where unavailable)."""
+    total = 0
+    for member in tree(pid):
+        if fields := _stat(member):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) summed over a process and its descendants, in MB."""
+    total = 0
+    for member in tree(pid):
+        try:
+            line = next(x for x in Path(f"/proc/{member}/status").read_text().splitlines() if x.startswith("VmHWM"))
+            total += int(line.split()[1])
+        except (OSError, StopIteration):
+            pass
+    return total / 1024
 
 
 @dataclass
@@ -46,10 +78,15 @@ class Stack:
     api_key: str = ""
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. REDIS_URL for the gateway
+    slow_port: int = field(default_factory=free_port)  # a second fake, SLOW_DELAY between events
 
     @property
     def fake_url(self) -> str:
         return f"http://{HOST}:{self.fake_port}"
+
+    @property
+    def slow_url(self) -> str:
+        return f"http://{HOST}:{self.slow_port}"
 
     @property
     def gateway_url(self) -> str:
@@ -66,10 +103,12 @@ class Stack:
             "DJANGO_SECRET_KEY": self._secret,
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
+            **getattr(self, "gateway_env", {}),
         }
 
     def __post_init__(self) -> None:
         self._secret = secrets.token_hex(25)  # 50 characters, the same for every command
+        self.extra_env.setdefault("BENCH_SLOW_KEY", UPSTREAM_KEY)  # the slow upstream's key, by env name
 
     def pids(self) -> dict[str, int]:
         return {name: proc.pid for name, proc in self.procs.items() if proc.poll() is None}
@@ -86,21 +125,45 @@ class Stack:
         self.start_fake(timeout)
         self.start_gateway(timeout, limits)
 
-    def start_fake(self, timeout: float = 30.0) -> None:
-        self._spawn("fake", [sys.executable, "-m", "tests.fakes.gemini", "--host", HOST,
-                             "--port", str(self.fake_port), "--api-key", UPSTREAM_KEY,
-                             "--chunk-delay", str(self.chunk_delay)])
-        self._wait_ready("fake", f"{self.fake_url}/v1beta/models", {"x-goog-api-key": UPSTREAM_KEY}, timeout)
+    def start_fake(self, timeout: float = 30.0, slow_delay: float | None = None) -> None:
+        """The fake upstream; with `slow_delay`, a second one that waits that long between events."""
+        for name, port, delay in (("fake", self.fake_port, self.chunk_delay), ("slow", self.slow_port, slow_delay)):
+            if delay is None:
+                continue
+            self._spawn(name, [sys.executable, "-m", "tests.fakes.gemini", "--host", HOST, "--port", str(port),
+                               "--api-key", UPSTREAM_KEY, "--chunk-delay", str(delay)])
+            self._wait_ready(name, f"http://{HOST}:{port}/v1beta/models", {"x-goog-api-key": UPSTREAM_KEY}, timeout)
 
-    def start_gateway(self, timeout: float = 30.0, limits: tuple[str, ...] = ()) -> None:
-        """A gateway on this stack's database; `limits` are set_limits flags for the bench user."""
+    def start_gateway(self, timeout: float = 30.0, limits: tuple[str, ...] = (), server: str = "uvicorn",
+                      workers: int = 1, env: dict[str, str] | None = None) -> None:
+        """A gateway on this stack's database; `limits` are set_limits flags for the bench user.
+        With a slow fake running, the alias `slow` maps to it (an upstream of its own)."""
         self.manage("migrate", "--noinput")
         if not self.api_key:
             self.api_key = self.manage("issue_token", "bench", "--create-user").strip().splitlines()[-1]
+            if "slow" in self.procs:
+                self.manage("add_upstream", "slow", "--kind", "gemini", "--base-url", self.slow_url,
+                            "--api-key-env", "BENCH_SLOW_KEY")
+                self.manage("map_model", "slow", "gemini-2.5-flash", "--upstream", "slow")
         self.manage("set_limits", "--user", "bench", *(limits or ("--clear",)))
+        self.gateway_env = env or {}
         self._spawn("gateway", [sys.executable, "-m", "gateway_site.serve", "-b", HOST, "-p",
-                                str(self.gateway_port), "gateway_site.asgi:application"])
+                                str(self.gateway_port), "--server", server, "--workers", str(workers)])
         self._wait_ready("gateway", f"{self.gateway_url}/health", {}, timeout)
+
+    def start_peer(self, name: str, command: str, timeout: float = 30.0) -> str:
+        """A peer gateway from a shell command with {port} and {upstream} placeholders; its URL."""
+        port = free_port()
+        self._spawn(name, ["sh", "-c", command.format(port=port, upstream=self.fake_url, slow_upstream=self.slow_url)])
+        url = f"http://{HOST}:{port}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(url, timeout=2)
+                return url
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"peer {name} did not answer at {url}")
 
     def stop(self, name: str, grace: float = 15.0) -> int | None:
         """SIGTERM, wait (the gateway flushes usage rows at exit), SIGKILL as a last resort."""
@@ -115,7 +178,7 @@ class Stack:
             return proc.wait()
 
     def stop_all(self) -> None:
-        for name in ("gateway", "fake"):
+        for name in list(self.procs):
             self.stop(name)
 
     def usage_totals(self) -> dict:

@@ -1,4 +1,4 @@
-"""ASGI entry point: `gateway_site.asgi:application`, served by daphne.
+"""ASGI entry point: `gateway_site.asgi:application` (served by gateway_site.serve: uvicorn or daphne).
 
 HTTP goes to Django (static files first, through ServeStatic); the proxy routes go to
 proxy_app.edge, which runs their Django views without Django's per-request cycle. WebSockets: ws/chat/ (the chat
@@ -10,6 +10,7 @@ counts HTTP requests in flight.
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
@@ -36,6 +37,21 @@ async def django_http(scope, receive, send):
     await handler(scope, receive, send)
 
 
+async def lifespan(scope, receive, send):
+    """ASGI lifespan (uvicorn, granian; daphne has none): at shutdown, after the server has let
+    open requests finish, write every queued usage row before the process exits."""
+    from proxy_app.usage import writer
+
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await asyncio.to_thread(writer.flush)
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 from proxy_app.consumers import websocket_urlpatterns  # noqa: E402  (needs the apps loaded)
 
 application = ProtocolTypeRouter(
@@ -44,5 +60,6 @@ application = ProtocolTypeRouter(
             MetricsASGI(ServeStaticASGI(django_http, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL))
         ),
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        "lifespan": lifespan,
     }
 )

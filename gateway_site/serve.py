@@ -1,19 +1,30 @@
-"""`python -m gateway_site.serve`: daphne's command line, with API keys kept out of its access log.
+"""`python -m gateway_site.serve`: the gateway's launcher (one or several processes on one port).
 
-Daphne prints every request's full URL to its access log, and Gemini clients may send the key
-as `?key=...`. This runs daphne's own CLI with an access logger that masks `key=` values.
-Usage is daphne's: `python -m gateway_site.serve -b 127.0.0.1 -p 8000 gateway_site.asgi:application`.
+    python -m gateway_site.serve [-b HOST] [-p PORT] [--workers N] [--server uvicorn|daphne|granian]
+
+- uvicorn (httptools + uvloop) is the default: bench/ measured it against daphne and granian on
+  the same app (bench/README.md). `--workers N` starts N processes sharing one listening socket
+  (uvicorn's supervisor: it restarts a worker that dies). Limits, quotas and in-flight counts
+  must then be shared, so N > 1 is refused unless REDIS_URL is set; Prometheus metrics are
+  switched to multiprocess mode (PROMETHEUS_MULTIPROC_DIR, emptied at start) so /metrics sums
+  all workers.
+- Server access logs are off: the gateway writes its own JSON access line per proxied request
+  (logger gateway.access), with the key's public prefix only. Daphne, which always logs the full
+  URL (Gemini clients may send `?key=`), gets an access logger that masks key values.
+- SIGTERM: stop accepting, let open requests and streams finish for up to
+  GATEWAY_SHUTDOWN_GRACE_SECONDS, then flush the usage rows (the app's lifespan shutdown).
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import re
+import shutil
 import sys
+from pathlib import Path
 
-from daphne.access import AccessLogGenerator
-from daphne.cli import CommandLineInterface
-from daphne.server import Server
-
+APP = "gateway_site.asgi:application"
 _KEY_IN_QUERY = re.compile(r"([?&](?:key|api_key|access_token)=)[^&#\s]*", re.IGNORECASE)
 
 
@@ -21,26 +32,97 @@ def redact(path: str) -> str:
     return _KEY_IN_QUERY.sub(r"\1[redacted]", path)
 
 
-class RedactingAccessLog(AccessLogGenerator):
-    def __call__(self, protocol, action, details):
-        if "path" in details:
-            details = {**details, "path": redact(str(details["path"]))}
-        return super().__call__(protocol, action, details)
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m gateway_site.serve", description=__doc__.split("\n")[0])
+    parser.add_argument("-b", "--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("-p", "--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("GATEWAY_WORKERS", "1")),
+                        help="processes sharing the port (default 1, or GATEWAY_WORKERS); >1 needs REDIS_URL")
+    parser.add_argument("--server", choices=("uvicorn", "daphne", "granian"),
+                        default=os.environ.get("GATEWAY_SERVER", "uvicorn"), help="ASGI server (default uvicorn)")
+    parser.add_argument("--proxy-headers", action="store_true",
+                        help="trust X-Forwarded-For/-Proto from FORWARDED_ALLOW_IPS (behind a reverse proxy)")
+    parser.add_argument("app", nargs="?", default=APP, help=argparse.SUPPRESS)  # older command lines named it
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    return args
 
 
-class RedactingServer(Server):
-    def __init__(self, *args, action_logger=None, **kwargs):
-        if isinstance(action_logger, AccessLogGenerator):
-            action_logger = RedactingAccessLog(action_logger.stream)
-        super().__init__(*args, action_logger=action_logger, **kwargs)
+def check_workers(workers: int, server: str, environ=os.environ) -> str | None:
+    """Why this many workers cannot run here, or None."""
+    if workers == 1:
+        return None
+    if not environ.get("REDIS_URL"):
+        return (f"--workers {workers} needs REDIS_URL: without it every process keeps its own counters, "
+                "so rate limits, quotas and in-flight caps would each be multiplied by the worker count.")
+    if server == "daphne":
+        return "daphne serves one process per port; use --server uvicorn (the default) for --workers"
+    return None
 
 
-class GatewayCLI(CommandLineInterface):
-    server_class = RedactingServer
+def _multiprocess_metrics(environ=os.environ) -> None:
+    if not environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        base = Path(environ.get("GATEWAY_VAR_DIR") or Path(__file__).resolve().parent.parent / "var")
+        environ["PROMETHEUS_MULTIPROC_DIR"] = str(base / "prometheus")
+    path = Path(environ["PROMETHEUS_MULTIPROC_DIR"])
+    shutil.rmtree(path, ignore_errors=True)  # old samples would be summed in otherwise
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def grace_seconds() -> int:
+    return int(os.environ.get("GATEWAY_SHUTDOWN_GRACE_SECONDS", "30"))
+
+
+def run_uvicorn(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    uvicorn.run(args.app, host=args.bind, port=args.port, workers=args.workers, loop="uvloop", http="httptools",
+                lifespan="on", access_log=False, proxy_headers=args.proxy_headers, server_header=False,
+                timeout_graceful_shutdown=grace_seconds(), log_level=os.environ.get("GATEWAY_SERVER_LOG_LEVEL", "info"))
+
+
+def run_granian(args: argparse.Namespace) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    Granian(args.app, address=args.bind, port=args.port, interface=Interfaces.ASGI, workers=args.workers,
+            loop=Loops.uvloop, log_access=False, respawn_failed_workers=True,
+            workers_kill_timeout=grace_seconds()).serve()
+
+
+def run_daphne(args: argparse.Namespace) -> None:
+    from daphne.access import AccessLogGenerator
+    from daphne.cli import CommandLineInterface
+    from daphne.server import Server
+
+    class RedactingAccessLog(AccessLogGenerator):
+        def __call__(self, protocol, action, details):
+            if "path" in details:
+                details = {**details, "path": redact(str(details["path"]))}
+            return super().__call__(protocol, action, details)
+
+    class RedactingServer(Server):
+        def __init__(self, *a, action_logger=None, **kw):
+            if isinstance(action_logger, AccessLogGenerator):
+                action_logger = RedactingAccessLog(action_logger.stream)
+            super().__init__(*a, action_logger=action_logger, **kw)
+
+    class GatewayCLI(CommandLineInterface):
+        server_class = RedactingServer
+
+    argv = ["-b", args.bind, "-p", str(args.port), *(["--proxy-headers"] if args.proxy_headers else []), args.app]
+    GatewayCLI().run(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    GatewayCLI().run(sys.argv[1:] if argv is None else argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    problem = check_workers(args.workers, args.server)
+    if problem:
+        sys.exit(f"gateway_site.serve: {problem}")
+    if args.workers > 1:
+        _multiprocess_metrics()
+    {"uvicorn": run_uvicorn, "granian": run_granian, "daphne": run_daphne}[args.server](args)
 
 
 if __name__ == "__main__":

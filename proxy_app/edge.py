@@ -50,7 +50,7 @@ class ProxyEdge(ASGIHandler):
 
     async def __call__(self, scope, receive, send) -> None:
         try:
-            match = self.resolver.resolve(scope["path"].removeprefix("/"))
+            match = self.resolver.resolve(scope["path"])
         except Resolver404:
             return await self.fallback(scope, receive, send)
         body = await _read_body(receive)
@@ -72,6 +72,8 @@ class ProxyEdge(ASGIHandler):
     async def _respond(self, request: ASGIRequest, match, send) -> None:
         try:
             response = await match.func(request, *match.args, **match.kwargs)
+            if getattr(response, "is_rendered", True) is False:  # DRF's Response (/health)
+                response.render()
         except Exception:  # views answer their own errors; this is a bug of ours
             log.exception("unhandled error serving %s", request.path)
             response = HttpResponse(b'{"error": {"message": "The gateway failed to process this request."}}',

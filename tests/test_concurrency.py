@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.test_counters import TEST_REDIS_URL, redis_unavailable_reason
-from tests.test_server import Daphne, gateway_env, manage
+from tests.test_server import Gateway, gateway_env, manage
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 QUOTA = 3000
@@ -89,13 +89,15 @@ async def _fire(urls: list[str], key: str) -> list[httpx.Response]:
         return await asyncio.gather(*(one(i) for i in range(REQUESTS)))
 
 
-def test_quota_holds_across_two_processes(tmp_path, shared_stores, fake_gemini_server):
+@pytest.mark.parametrize("layout", ["two_launchers", "one_port_two_workers"])
+def test_quota_holds_across_two_processes(tmp_path, shared_stores, fake_gemini_server, layout):
+    """Two processes either as two launchers on two ports, or as `--workers 2` sharing one port."""
     env = gateway_env(tmp_path, GEMINI_BASE_URL=fake_gemini_server, GEMINI_API_KEY="test-upstream-key",
                       GATEWAY_ACCESS_LOG_STDOUT="false", **shared_stores)
     assert manage(env, "migrate", "--noinput").returncode == 0
     key = manage(env, "issue_token", "crowd", "--create-user").stdout.strip().splitlines()[-1]
     assert manage(env, "set_limits", "--user", "crowd", "--daily-tokens", str(QUOTA)).returncode == 0
-    servers = [Daphne(env), Daphne(env)]
+    servers = [Gateway(env), Gateway(env)] if layout == "two_launchers" else [Gateway(env, workers=2)]
     try:
         responses = asyncio.run(_fire([s.url for s in servers], key))
     finally:

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from proxy_app import observability
 from proxy_app.observability import JsonLineFormatter
-from tests.test_server import ROOT, Daphne, manage
+from tests.test_server import ROOT, Gateway, manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -313,7 +313,7 @@ def test_metrics_aggregate_across_processes(tmp_path):
                       GATEWAY_ACCESS_LOG_FILE=str(tmp_path / "logs" / "access-{pid}.jsonl"))
     assert manage(env, "migrate", "--noinput").returncode == 0
     key = manage(env, "issue_token", "dora", "--create-user").stdout.strip().splitlines()[-1]
-    first, second = Daphne(env), Daphne(env)
+    first, second = Gateway(env), Gateway(env)
     try:
         for server, count in ((first, 3), (second, 2)):
             for _ in range(count):  # no upstream configured: 503 upstream_not_configured, recorded

@@ -19,7 +19,7 @@ from django.test import Client
 from gateway_site.asgi import application
 from proxy_app.models import ChatSession
 from tests.conftest import free_port
-from tests.test_server import ROOT, Daphne, gateway_env, manage
+from tests.test_server import ROOT, Gateway, gateway_env, manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MODEL = "gemini-2.5-flash"
@@ -336,7 +336,7 @@ def served(tmp_path):
     fake.stop()
 
 
-def ws_url(server: Daphne) -> str:
+def ws_url(server: Gateway) -> str:
     return f"ws://127.0.0.1:{server.port}/ws/chat/"
 
 
@@ -394,7 +394,7 @@ def test_real_client_against_daphne_stream_cancel_drop_restart_and_two_processes
             time.sleep(0.1)
         return rows
 
-    first, second = Daphne(env), Daphne(env)
+    first, second = Gateway(env), Gateway(env)
     try:
         chat_id = asyncio.run(stream_then_cancel(first))
         asyncio.run(drop(second, chat_id))  # another process serves the same session
@@ -412,7 +412,7 @@ def test_real_client_against_daphne_stream_cancel_drop_restart_and_two_processes
         log = second.stop()
     assert key.split("_", 1)[1] not in log
 
-    restarted = Daphne(env)  # a restart: nothing but the database carries the session
+    restarted = Gateway(env)  # a restart: nothing but the database carries the session
     try:
         reply = httpx.post(f"{restarted.url}/send_message", headers=auth, json={"chat_id": chat_id, "message": "after restart"})
         assert reply.status_code == 200 and reply.json()["response"] == "Hello from fake Gemini: after restart"
@@ -439,7 +439,7 @@ def test_daphne_refuses_ws_without_a_key_and_keeps_keys_out_of_logs(served):
             await ws.wait_closed()
             assert ws.close_code == 4401
 
-    server = Daphne(env)
+    server = Gateway(env)
     try:
         asyncio.run(talk(server))
     finally:

@@ -12,6 +12,7 @@ from httpx_sse import EventSource, SSEError
 
 from proxy_app import detail_log, hub
 from proxy_app.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from proxy_app.upstreams.http import PoolFull
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ def upstream_failures(name: str) -> Iterator[None]:
     """Map httpx failures: timeout → 504, cannot connect → 503, broken connection → 502."""
     try:
         yield
+    except PoolFull as exc:  # our own cap (upstreams/http.py), not the upstream's fault
+        raise UpstreamUnavailable(f"the gateway is at its limit of open upstream calls ({exc}); retry shortly",
+                                  code="upstream_capacity", retry_after=1) from None
     except httpx.TimeoutException:
         raise UpstreamTimeout(f"upstream '{name}' did not answer in time") from None
     except (httpx.ConnectError, httpx.PoolTimeout):

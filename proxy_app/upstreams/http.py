@@ -1,8 +1,14 @@
-"""The one shared outbound httpx.AsyncClient (per event loop), with explicit timeouts and limits.
+"""The one shared outbound httpx.AsyncClient (per event loop), with explicit timeouts and a cap.
 
 All outbound HTTP goes through `get_client()`, so tests swap a single transport with
 `set_transport()` (an httpx.MockTransport over the fake upstream) instead of patching code.
 A client belongs to the loop that created it; keying by loop keeps test loops from sharing one.
+
+The transport under httpx is chosen by GATEWAY_UPSTREAM_TRANSPORT (measured in bench/):
+"aiohttp" (default; httpx-aiohttp: aiohttp's connection pool, O(1) per request) or "httpx"
+(httpcore's pool, which scans every pooled connection on each request and release). Either way
+`CappedTransport` bounds the calls open at once to GATEWAY_UPSTREAM_MAX_CONNECTIONS: past it a
+call fails at once with a 503 (Retry-After: 1) instead of waiting silently for a pool slot.
 """
 
 from __future__ import annotations
@@ -19,6 +25,86 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient
 _transport: httpx.AsyncBaseTransport | None = None
 
 
+class PoolFull(httpx.PoolTimeout):
+    """Every one of the GATEWAY_UPSTREAM_MAX_CONNECTIONS slots is in use (mapped to 503)."""
+
+
+class CappedTransport(httpx.AsyncBaseTransport):
+    """At most `cap` requests open (from send until their response body is closed)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, cap: int) -> None:
+        self.inner, self.cap, self.open = inner, cap, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.open >= self.cap:
+            raise PoolFull(f"{self.open} upstream calls are open (GATEWAY_UPSTREAM_MAX_CONNECTIONS={self.cap})")
+        self.open += 1
+        try:
+            response = await self.inner.handle_async_request(request)
+        except httpx.TransportError as exc:
+            self.open -= 1
+            raise _remapped(exc) from exc.__cause__
+        except BaseException:
+            self.open -= 1
+            raise
+        response.stream = _Released(response.stream, self)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _Released(httpx.AsyncByteStream):
+    def __init__(self, stream, owner: CappedTransport) -> None:
+        self.stream, self.owner, self.closed = stream, owner, False
+
+    async def __aiter__(self):
+        try:
+            async for chunk in self.stream:
+                yield chunk
+        except httpx.TransportError as exc:
+            raise _remapped(exc) from exc.__cause__
+
+    async def aclose(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.owner.open -= 1
+        await self.stream.aclose()
+
+
+def _remapped(exc: httpx.TransportError) -> httpx.TransportError:
+    """httpx-aiohttp 0.2 maps every aiohttp connection error to ConnectTimeout (a refused port and a
+    dropped stream would both read as 504): map them by what happened instead."""
+    cause = exc.__cause__
+    try:
+        import aiohttp
+    except ImportError:  # the plain httpx transport: its errors are already precise
+        return exc
+    if not isinstance(cause, aiohttp.ClientError):
+        return exc
+    message = str(cause) or type(cause).__name__
+    if isinstance(cause, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(message)
+    if isinstance(cause, aiohttp.SocketTimeoutError | aiohttp.ServerTimeoutError):
+        return httpx.ReadTimeout(message)
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(message)
+    if isinstance(cause, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
+        return httpx.ReadError(message)
+    return exc
+
+
+def _network_transport() -> httpx.AsyncBaseTransport:
+    # The cap is CappedTransport's; the pools below are only told not to be the tighter bound.
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=settings.UPSTREAM_MAX_CONNECTIONS,
+                          keepalive_expiry=30)
+    if settings.UPSTREAM_TRANSPORT == "aiohttp":
+        from httpx_aiohttp import AiohttpTransport
+
+        return AiohttpTransport(limits=limits, trust_env=False)
+    return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+
+
 def _new_client() -> httpx.AsyncClient:
     timeout = httpx.Timeout(
         connect=settings.UPSTREAM_CONNECT_TIMEOUT,
@@ -26,13 +112,9 @@ def _new_client() -> httpx.AsyncClient:
         write=settings.UPSTREAM_READ_TIMEOUT,
         pool=settings.UPSTREAM_CONNECT_TIMEOUT,
     )
-    limits = httpx.Limits(
-        max_connections=settings.UPSTREAM_MAX_CONNECTIONS,
-        max_keepalive_connections=settings.UPSTREAM_MAX_CONNECTIONS,
-        keepalive_expiry=30,
-    )
+    transport = CappedTransport(_transport or _network_transport(), settings.UPSTREAM_MAX_CONNECTIONS)
     return httpx.AsyncClient(
-        timeout=timeout, limits=limits, transport=_transport, follow_redirects=False,
+        timeout=timeout, transport=transport, follow_redirects=False, trust_env=False,
         event_hooks={"request": [_trace_request]},
     )
 

@@ -1,0 +1,106 @@
+"""The hot path's edges: a non-stream client that leaves, the cap on open upstream calls, and the
+launcher's worker rule. (Speed itself is measured in bench/, never asserted here.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import openai
+import pytest
+
+from proxy_app.upstreams import http as upstream_http
+from tests.test_api_limits import backend, limits, wait_until  # noqa: F401  (fixture)
+from tests.test_server import ROOT, gateway_env
+
+CHAT = [{"role": "user", "content": "hello"}]
+
+
+def test_non_stream_disconnect_records_usage_and_frees_the_slot(
+    backend, gateway_url, api_key, fake_gemini, openai_client, usage_rows  # noqa: F811
+):
+    limits("--token", "laptop", "--max-parallel", "1")
+    fake_gemini.script("slow", delay=1.5)  # the upstream takes its time; the client gives up first
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{gateway_url}/v1/chat/completions", headers={"authorization": f"Bearer {api_key}"},
+                   json={"model": "gemini-2.5-flash", "messages": CHAT}, timeout=0.4)
+
+    def recorded() -> bool:
+        return any(r.status == 499 for r in usage_rows())
+
+    wait_until(recorded)
+    (row,) = usage_rows()
+    assert row.client_disconnected and not row.streamed and row.error_code == "client_disconnected"
+    assert row.prompt_tokens > 0 and row.token_source == "estimated"  # the upstream was asked: billed
+    # The in-flight slot came back: the next request is admitted, not refused with "in flight".
+    answer = openai_client.chat.completions.create(model="gemini-2.5-flash", messages=CHAT)
+    assert answer.choices[0].message.content
+
+
+@pytest.fixture
+def one_upstream_slot(settings):
+    settings.UPSTREAM_MAX_CONNECTIONS = 1
+    upstream_http.set_transport(upstream_http._transport)  # new clients, built with the new cap
+    yield
+    settings.UPSTREAM_MAX_CONNECTIONS = 4000
+    upstream_http.set_transport(upstream_http._transport)
+
+
+def test_full_upstream_pool_is_a_clear_503_in_each_dialect(gateway_url, api_key, fake_gemini, openai_client,
+                                                           one_upstream_slot, usage_rows):
+    import ollama
+
+    fake_gemini.chunk_delay = 0.2
+    fake_gemini.script("text", chunks=[f"w{i} " for i in range(15)])
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_only_slot():
+        with httpx.stream("POST", f"{gateway_url}/v1/chat/completions", headers={"authorization": f"Bearer {api_key}"},
+                          json={"model": "gemini-2.5-flash", "messages": CHAT, "stream": True}, timeout=20) as resp:
+            for line in resp.iter_lines():
+                if "w1" in line:
+                    holding.set()
+                    release.wait(10)
+                    break
+
+    worker = threading.Thread(target=hold_the_only_slot)
+    worker.start()
+    try:
+        assert holding.wait(10)
+        with pytest.raises(openai.APIStatusError) as info:
+            openai_client.chat.completions.create(model="gemini-2.5-flash", messages=CHAT)
+        assert info.value.status_code == 503 and info.value.code == "upstream_capacity"
+        assert info.value.response.headers["retry-after"] == "1"
+        assert "GATEWAY_UPSTREAM_MAX_CONNECTIONS=1" in info.value.message
+        client = ollama.Client(host=gateway_url, headers={"authorization": f"Bearer {api_key}"})
+        with pytest.raises(ollama.ResponseError) as refused:
+            client.chat(model="gemini-2.5-flash", messages=CHAT, stream=False)
+        assert refused.value.status_code == 503 and "upstream calls" in refused.value.error
+    finally:
+        release.set()
+        worker.join(10)
+
+    def served() -> bool:
+        try:
+            return bool(openai_client.chat.completions.create(model="gemini-2.5-flash", messages=CHAT).choices)
+        except openai.APIStatusError:
+            return False
+
+    wait_until(served)  # the slot came back when the stream ended
+    assert {r.status for r in usage_rows()} >= {499, 503, 200}
+
+
+def test_several_workers_need_redis(tmp_path):
+    env = gateway_env(tmp_path)
+    env.pop("REDIS_URL", None)
+    done = subprocess.run([sys.executable, "-m", "gateway_site.serve", "--workers", "2", "-p", "1"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "--workers 2 needs REDIS_URL" in done.stderr and "rate limits, quotas" in done.stderr
+    env["REDIS_URL"] = "redis://127.0.0.1:6379/15"
+    done = subprocess.run([sys.executable, "-m", "gateway_site.serve", "--workers", "2", "--server", "daphne",
+                           "-p", "1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "daphne serves one process per port" in done.stderr
