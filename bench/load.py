@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import statistics
 import time
 from collections import Counter
@@ -90,6 +91,9 @@ def gateway_target(base_url: str, api_key: str, name: str = "gateway", model: st
                   {"authorization": f"Bearer {api_key}"}, {**body, "stream": False},
                   {**body, "stream": True}, lambda d: _openai_text(d, "message"),
                   lambda d: _openai_text(d, "delta"), True)
+
+
+_SSL = ssl.create_default_context()
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -178,7 +182,9 @@ async def measure(scenario: str, target: Target, *, stream: bool, count: int, wo
     size = workers + 8 if shared_client else 1
     limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
     async with contextlib.AsyncExitStack() as stack:
-        opened = [await stack.enter_async_context(httpx.AsyncClient(limits=limits, timeout=60.0))
+        # One SSL context for all clients (loopback is plain HTTP): building one per client loads
+        # the CA bundle each time, which made 1000 clients cost the load generator seconds and ~1 GB.
+        opened = [await stack.enter_async_context(httpx.AsyncClient(limits=limits, timeout=60.0, verify=_SSL))
                   for _ in range(1 if shared_client else workers)]
         clients = opened * workers if shared_client else opened
         warm = max(2 * workers, 10) if warmup is None else warmup

@@ -99,9 +99,13 @@ def _network_transport() -> httpx.AsyncBaseTransport:
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=settings.UPSTREAM_MAX_CONNECTIONS,
                           keepalive_expiry=30)
     if settings.UPSTREAM_TRANSPORT == "aiohttp":
+        import aiohttp
         from httpx_aiohttp import AiohttpTransport
 
-        return AiohttpTransport(limits=limits, trust_env=False)
+        def session() -> aiohttp.ClientSession:  # limit=0: no pool cap of aiohttp's own (its default is 100)
+            return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30))
+
+        return AiohttpTransport(client=session)
     return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
 
 
