@@ -43,7 +43,8 @@ async def scenarios(stack: Stack, sequential: int, requests: int, workers: int) 
     tput = await measure("throughput", target, stream=False, count=requests, workers=workers, time_cap=15,
                          pids=stack.pids())
     return {"p50": seq.latency_ms["p50"], "p99": seq.latency_ms["p99"], "rps": tput.per_second,
-            "errors": seq.errors + tput.errors, "sent": target.sent}
+            "cpu": tput.cpu_ms_per_request.get("gateway", 0.0), "errors": seq.errors + tput.errors,
+            "sent": target.sent}
 
 
 def run(config: str, stack: Stack, args) -> dict:
@@ -62,11 +63,11 @@ def run(config: str, stack: Stack, args) -> dict:
 def report(results: dict[str, dict]) -> str:
     off = results["off"]
     lines = ["redis/req = script round trips per request: one admission on the request's path, one settlement"
-             " after the answer (not waited for)", f"{'limits':<22}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'rps vs off':>12}{'p50 vs off':>12}{'redis/req':>11}"]
+             " after the answer (not waited for); CPU ms/req = the gateway process's, in the throughput run", f"{'limits':<22}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'rps vs off':>12}{'p50 vs off':>12}{'redis/req':>11}{'CPU ms/req':>12}"]
     for name, r in results.items():
         calls = f"{r['redis_calls_per_request']:.2f}" if "redis_calls_per_request" in r else "-"
         lines.append(f"{name:<22}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['rps']:>9.0f}"
-                     f"{r['rps'] / off['rps']:>11.2f}x{r['p50'] / off['p50']:>11.2f}x{calls:>11}")
+                     f"{r['rps'] / off['rps']:>11.2f}x{r['p50'] / off['p50']:>11.2f}x{calls:>11}{r['cpu']:>12.2f}")
     return "\n".join(lines)
 
 

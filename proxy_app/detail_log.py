@@ -105,6 +105,11 @@ def keep_current(upstream_name: str) -> bool:
 
 # --- hooks called by the upstream clients ------------------------------------------------------
 
+def tracing() -> bool:
+    """Is this request being traced? (Lets callers skip building what they would hand in.)"""
+    return _current.get() is not None
+
+
 def upstream_request(method: str, url: str, headers: dict, body: bytes | dict | None) -> None:
     trace = _current.get()
     if trace is not None:

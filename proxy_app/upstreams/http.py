@@ -125,6 +125,8 @@ def _new_client() -> httpx.AsyncClient:
 
 async def _trace_request(request: httpx.Request) -> None:
     """Detailed logging's `upstream_request` stage (a context-variable lookup when it is off)."""
+    if not detail_log.tracing():
+        return
     content = request.content if isinstance(request.stream, httpx.ByteStream) else b""
     detail_log.upstream_request(request.method, str(request.url), dict(request.headers), content)
 
