@@ -104,3 +104,18 @@ def test_several_workers_need_redis(tmp_path):
     done = subprocess.run([sys.executable, "-m", "gateway_site.serve", "--workers", "2", "--server", "daphne",
                            "-p", "1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "daphne serves one process per port" in done.stderr
+
+
+async def test_upstream_cookies_are_never_kept_or_replayed(upstream_hosts):
+    """The shared client serves every user: a Set-Cookie from one reply must not reach another call."""
+    seen: list[str | None] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        return httpx.Response(200, json={}, headers={"set-cookie": "session=alice-secret; Path=/"})
+
+    upstream_hosts["cookies.test"] = handler
+    client = upstream_http.get_client()
+    await client.get("http://cookies.test/first")
+    await client.get("http://cookies.test/second")
+    assert seen == [None, None] and not client.cookies

@@ -109,6 +109,15 @@ def _network_transport() -> httpx.AsyncBaseTransport:
     return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
 
 
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing. The client is shared by every user's requests: a cookie one
+    upstream reply sets must never ride along on another user's call (and skipping the jar saves
+    the urllib request wrapper httpx builds per response to parse Set-Cookie)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
 def _new_client() -> httpx.AsyncClient:
     timeout = httpx.Timeout(
         connect=settings.UPSTREAM_CONNECT_TIMEOUT,
@@ -117,10 +126,12 @@ def _new_client() -> httpx.AsyncClient:
         pool=settings.UPSTREAM_CONNECT_TIMEOUT,
     )
     transport = CappedTransport(_transport or _network_transport(), settings.UPSTREAM_MAX_CONNECTIONS)
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         timeout=timeout, transport=transport, follow_redirects=False, trust_env=False,
         event_hooks={"request": [_trace_request]},
     )
+    client._cookies = _NoCookies()  # the `cookies` setter would wrap it in a plain Cookies (httpx 0.28)
+    return client
 
 
 async def _trace_request(request: httpx.Request) -> None:
