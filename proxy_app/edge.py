@@ -59,14 +59,16 @@ class ProxyEdge(ASGIHandler):
         request = ASGIRequest(scope, io.BytesIO(body))
         view = asyncio.create_task(self._respond(request, match, send))
         watch = asyncio.create_task(_disconnected(receive))
-        await asyncio.wait((view, watch), return_when=asyncio.FIRST_COMPLETED)
-        for task in (watch, view):  # the watcher first: it never raises unexpectedly
-            if not task.done():
-                task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:  # the client left: the view saw it as cancellation
-                pass
+        try:
+            await asyncio.wait((view, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when the server cancels us (shutdown): never leave either task behind
+            for task in (watch, view):  # the watcher first: it never raises unexpectedly
+                if not task.done():
+                    task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:  # the client left: the view saw it as cancellation
+                    pass
         self._recycle_db_soon()
 
     async def _respond(self, request: ASGIRequest, match, send) -> None:

@@ -43,10 +43,10 @@ def test_non_stream_disconnect_records_usage_and_frees_the_slot(
 @pytest.fixture
 def one_upstream_slot(settings):
     settings.UPSTREAM_MAX_CONNECTIONS = 1
-    upstream_http.set_transport(upstream_http._transport)  # new clients, built with the new cap
+    upstream_http.reset_clients()  # new clients, built with the new cap
     yield
     settings.UPSTREAM_MAX_CONNECTIONS = 4000
-    upstream_http.set_transport(upstream_http._transport)
+    upstream_http.reset_clients()
 
 
 def test_full_upstream_pool_is_a_clear_503_in_each_dialect(gateway_url, api_key, fake_gemini, openai_client,
@@ -119,3 +119,54 @@ async def test_upstream_cookies_are_never_kept_or_replayed(upstream_hosts):
     await client.get("http://cookies.test/first")
     await client.get("http://cookies.test/second")
     assert seen == [None, None] and not client.cookies
+
+
+@pytest.fixture(params=["aiohttp", "httpx"])
+def network_transport(request, settings):
+    """The real outbound transport (no MockTransport), as GATEWAY_UPSTREAM_TRANSPORT picks it."""
+    settings.UPSTREAM_TRANSPORT = request.param
+    upstream_http.set_transport(None)
+    yield request.param
+    upstream_http.set_transport(None)
+
+
+async def _tcp_server(reply: bytes):
+    """A real socket that answers `reply` to any request, then drops the connection."""
+    import asyncio
+
+    async def handle(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+async def test_transport_failures_map_to_the_right_status(network_transport):
+    """Refused port -> 503, stream cut mid-body -> 502, whole answer -> read; on both transports."""
+    from proxy_app.errors import UpstreamError, UpstreamUnavailable
+    from proxy_app.upstreams.base import upstream_failures
+    from tests.conftest import free_port
+
+    client = upstream_http.get_client()
+    with pytest.raises(UpstreamUnavailable) as refused:
+        with upstream_failures("u"):
+            await client.get(f"http://127.0.0.1:{free_port()}/")
+    assert refused.value.status == 503
+
+    cut, cut_url = await _tcp_server(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part")
+    whole, whole_url = await _tcp_server(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+    try:
+        with pytest.raises(UpstreamError) as broke:
+            with upstream_failures("u"):
+                await client.get(cut_url)
+        assert broke.value.status == 502 and "broke" in broke.value.message
+        with upstream_failures("u"):
+            assert (await client.get(whole_url)).text == "hello"
+        assert upstream_http._clients and client._transport.open == 0  # every slot given back
+    finally:
+        cut.close()
+        whole.close()
+        await client.aclose()

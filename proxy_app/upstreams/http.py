@@ -95,17 +95,18 @@ def _remapped(exc: httpx.TransportError) -> httpx.TransportError:
 
 
 def _network_transport() -> httpx.AsyncBaseTransport:
-    # The cap is CappedTransport's; the pools below are only told not to be the tighter bound.
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=settings.UPSTREAM_MAX_CONNECTIONS,
-                          keepalive_expiry=30)
+    # The cap is CappedTransport's: neither pool below may be the tighter bound (aiohttp's
+    # default limit is 100 connections; limit=0 lifts it).
     if settings.UPSTREAM_TRANSPORT == "aiohttp":
         import aiohttp
         from httpx_aiohttp import AiohttpTransport
 
-        def session() -> aiohttp.ClientSession:  # limit=0: no pool cap of aiohttp's own (its default is 100)
+        def session() -> aiohttp.ClientSession:
             return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30))
 
         return AiohttpTransport(client=session)
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=settings.UPSTREAM_MAX_CONNECTIONS,
+                          keepalive_expiry=30)
     return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
 
 
@@ -154,4 +155,9 @@ def set_transport(transport: httpx.AsyncBaseTransport | None) -> None:
     """Route every later outbound request through `transport` (tests); None restores the network."""
     global _transport
     _transport = transport
+    reset_clients()
+
+
+def reset_clients() -> None:
+    """Drop the clients, so the next call builds one from the current settings (tests)."""
     _clients.clear()
