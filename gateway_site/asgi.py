@@ -2,8 +2,9 @@
 
 HTTP goes to Django (static files first, through ServeStatic); the proxy routes go to
 proxy_app.edge, which runs their Django views without Django's per-request cycle.
-WebSockets: ws/chat/ (the chat consumer, proxy_app.consumers), with Django's session cookie and user in the scope for the chat
-page; no origin-validator wrapper on purpose (it refuses non-browser clients; see the consumer).
+WebSockets: ws/chat/ (the chat consumer, proxy_app.consumers), with Django's session cookie and
+user in the scope for the chat page; no origin-validator wrapper on purpose (it refuses
+non-browser clients; see the consumer).
 GET /metrics is answered ahead of all that by proxy_app.observability.MetricsASGI, which also
 counts HTTP requests in flight.
 """
