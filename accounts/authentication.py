@@ -16,6 +16,7 @@ from cachetools import TTLCache
 from django.conf import settings
 from django.utils import timezone
 
+from gateway_site.singleflight import SingleFlight
 from accounts.keys import hash_secret, looks_like_key
 from accounts.models import ApiKey
 
@@ -45,6 +46,7 @@ class AuthFailure(Exception):
 
 _cache: TTLCache = TTLCache(maxsize=10_000, ttl=settings.KEY_CACHE_SECONDS, timer=time.monotonic)
 _MISSING = object()
+_flight = SingleFlight()  # concurrent misses for one key run one query
 
 
 def clear_cache() -> None:
@@ -74,8 +76,7 @@ async def authenticate_secret(secret: str) -> KeyIdentity:
     digest = hash_secret(secret)
     identity = _cache.get(digest, _MISSING)
     if identity is _MISSING:
-        identity = await _load(digest)
-        _cache[digest] = identity
+        identity = _cache[digest] = await _flight.run(digest, lambda: _load(digest))
     if identity is None:
         raise AuthFailure("Incorrect API key provided.")
     if identity.revoked:

@@ -21,6 +21,7 @@ from cachetools import TTLCache
 from django.conf import settings
 from django.db.models import Q
 
+from gateway_site.singleflight import SingleFlight
 from accounts.models import Limits
 
 _VALUE_FIELDS = ("user_id", "api_key_id", "is_default", *Limits.LIMIT_FIELDS)
@@ -67,6 +68,7 @@ _cache: TTLCache = TTLCache(
     maxsize=10_000, ttl=getattr(settings, "LIMITS_CACHE_SECONDS", 2.0), timer=time.monotonic
 )
 _MISSING = object()
+_flight = SingleFlight()  # concurrent misses for one user and key run one query
 
 
 def clear_cache() -> None:
@@ -101,11 +103,14 @@ async def effective_limits(identity) -> EffectiveLimits:
     cache_key = (identity.user_id, identity.key_id)
     found = _cache.get(cache_key, _MISSING)
     if found is _MISSING:
-        rows = [row async for row in _query(identity.user_id, identity.key_id)]
-        found = _cache[cache_key] = resolve(
-            rows, user_id=identity.user_id, key_id=identity.key_id, username=identity.username, prefix=identity.prefix
-        )
+        found = _cache[cache_key] = await _flight.run(cache_key, lambda: _load(identity))
     return found
+
+
+async def _load(identity) -> EffectiveLimits:
+    rows = [row async for row in _query(identity.user_id, identity.key_id)]
+    return resolve(rows, user_id=identity.user_id, key_id=identity.key_id, username=identity.username,
+                   prefix=identity.prefix)
 
 
 def effective_limits_sync(

@@ -36,7 +36,7 @@ class Plan:
     slow_streams: int = 1000     # all at once, against the slow fake (0: skip)
     time_cap: float = 10.0       # seconds per concurrent run; sequential runs get twice that
     chunk_delay: float = 0.0     # seconds between the fake upstream's SSE events
-    shared_client: bool = False  # one httpx client for all workers instead of one per worker
+    client: str = "aiohttp"      # the load generator's HTTP client: aiohttp, httpx (one per worker), httpx-shared
     servers: list[str] = field(default_factory=lambda: ["uvicorn"])  # gateway sides: SERVER[xWORKERS]
     gateway_env: dict[str, str] = field(default_factory=dict)
     peers: dict[str, str] = field(default_factory=dict)
@@ -60,9 +60,9 @@ def parse_plan(argv: list[str] | None) -> Plan:
     parser.add_argument("--peer", action="append", default=[], metavar="NAME=COMMAND",
                         help="another OpenAI-dialect gateway: a shell command with {port} and {upstream} "
                         "(the fake's URL; the bench's Bearer key is the upstream key)")
-    parser.add_argument("--shared-client", action="store_true",
-                        help="one httpx.AsyncClient shared by all workers (its pool costs the load "
-                        "generator several times more CPU; see bench/README.md)")
+    parser.add_argument("--client", choices=("aiohttp", "httpx", "httpx-shared"), default="aiohttp",
+                        help="the load generator's client (default aiohttp, the cheapest; httpx-shared "
+                        "costs it several times more CPU; see bench/README.md)")
     args = parser.parse_args(argv)
     plan = Plan(30, 20, 300, 32, 100, 16, 100, 3.0) if args.quick else Plan()
     if args.requests:
@@ -71,7 +71,7 @@ def parse_plan(argv: list[str] | None) -> Plan:
         plan.concurrency, plan.stream_concurrency = args.concurrency, max(args.concurrency // 2, 1)
     if args.slow_streams is not None:
         plan.slow_streams = args.slow_streams
-    plan.chunk_delay, plan.shared_client = args.chunk_delay, args.shared_client
+    plan.chunk_delay, plan.client = args.chunk_delay, args.client
     plan.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     plan.gateway_env = dict(item.split("=", 1) for item in args.env)
     plan.peers = dict(item.split("=", 1) for item in args.peer)
@@ -106,7 +106,7 @@ async def run_side(side: str, fast: Target, slow: Target, plan: Plan, pids,
         target = slow if use_slow else fast
         print(f"  {name:<20} {side:<14} {count} x {workers} worker(s) ...", end="", flush=True, file=sys.stderr)
         run = await measure(name, target, stream=stream, count=count, workers=workers, time_cap=cap,
-                            pids=pids(), shared_client=plan.shared_client, warmup=warmup)
+                            pids=pids(), client=plan.client, warmup=warmup)
         run.target = side
         runs[name, side] = run
         print(f" {run.ok}/{run.sent} ok in {run.seconds:.1f}s", file=sys.stderr)

@@ -12,7 +12,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from bench.servers import UPSTREAM_KEY, cpu_seconds, rss_mb
 
@@ -170,23 +172,33 @@ async def _pool(clients: list[httpx.AsyncClient], target: Target, stream: bool, 
 
 
 async def measure(scenario: str, target: Target, *, stream: bool, count: int, workers: int,
-                  time_cap: float, pids: dict[str, int], shared_client: bool = False,
+                  time_cap: float, pids: dict[str, int], client: str = "aiohttp",
                   warmup: int | None = None) -> Run:
     """Warm up fresh keep-alive clients, then run the scenario and return its figures.
 
-    Each worker gets its own client (one kept-alive connection) unless `shared_client`: with
-    httpcore 1.0.9 one pool of 32 connections costs the load generator ~3.4 ms of CPU per
-    request instead of ~0.7 (encode/httpcore#1035), so it would measure itself, not the servers.
+    `client` is how the load generator talks: "aiohttp" (default) is one httpx client over
+    httpx-aiohttp's transport, whose one aiohttp pool serves every worker at O(1) per request and
+    costs about 0.35 ms of CPU per request here; "httpx" gives each worker its own httpx client (one
+    kept-alive connection each, ~0.55 ms); "httpx-shared" is one httpx client for all, whose
+    httpcore 1.0.9 pool scans every connection per request (~3.4 ms, encode/httpcore#1035): then
+    the benchmark measures itself, not the servers. The lighter the load generator, the less it
+    takes from the two cores the servers share with it.
     """
     run = Run(scenario, target.name, stream, workers, count)
-    size = workers + 8 if shared_client else 1
-    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
     async with contextlib.AsyncExitStack() as stack:
-        # One SSL context for all clients (loopback is plain HTTP): building one per client loads
-        # the CA bundle each time, which made 1000 clients cost the load generator seconds and ~1 GB.
-        opened = [await stack.enter_async_context(httpx.AsyncClient(limits=limits, timeout=60.0, verify=_SSL))
-                  for _ in range(1 if shared_client else workers)]
-        clients = opened * workers if shared_client else opened
+        if client == "aiohttp":
+            transport = AiohttpTransport(client=lambda: aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ssl=_SSL)))
+            clients = [await stack.enter_async_context(httpx.AsyncClient(transport=transport, timeout=60.0))] * workers
+        else:
+            shared = client == "httpx-shared"
+            size = workers + 8 if shared else 1
+            limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+            # One SSL context for all clients (loopback is plain HTTP): building one per client loads
+            # the CA bundle each time, which made 1000 clients cost the load generator seconds and ~1 GB.
+            opened = [await stack.enter_async_context(httpx.AsyncClient(limits=limits, timeout=60.0, verify=_SSL))
+                      for _ in range(1 if shared else workers)]
+            clients = opened * workers if shared else opened
         warm = max(2 * workers, 10) if warmup is None else warmup
         run.warmup_errors = await _pool(clients, target, stream, warm, 10.0, None)
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}

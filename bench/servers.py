@@ -79,6 +79,7 @@ class Stack:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. REDIS_URL for the gateway
     slow_port: int = field(default_factory=free_port)  # a second fake, SLOW_DELAY between events
+    fake_server: str = "uvicorn"  # what serves the fakes: the cheaper server keeps the baseline off the ceiling
 
     @property
     def fake_url(self) -> str:
@@ -131,7 +132,7 @@ class Stack:
             if delay is None:
                 continue
             self._spawn(name, [sys.executable, "-m", "tests.fakes.gemini", "--host", HOST, "--port", str(port),
-                               "--api-key", UPSTREAM_KEY, "--chunk-delay", str(delay)])
+                               "--api-key", UPSTREAM_KEY, "--chunk-delay", str(delay), "--server", self.fake_server])
             self._wait_ready(name, f"http://{HOST}:{port}/v1beta/models", {"x-goog-api-key": UPSTREAM_KEY}, timeout)
 
     def start_gateway(self, timeout: float = 30.0, limits: tuple[str, ...] = (), server: str = "uvicorn",

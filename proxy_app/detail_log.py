@@ -26,6 +26,7 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from gateway_site.singleflight import SingleFlight
 SECRET_HEADERS = {"authorization", "x-goog-api-key", "api-key", "x-api-key", "cookie", "proxy-authorization"}
 MEDIA_KEYS = {"data", "images", "file_data", "fileData", "bytes"}  # values that hold base64 media
 _KEY_IN_URL = re.compile(r"([?&](?:key|api_key|access_token)=)[^&#\s]*", re.IGNORECASE)
@@ -53,13 +54,14 @@ class Trace:
 # --- switches ---------------------------------------------------------------------------------
 
 _switches: tuple[float, bool, frozenset[str]] = (0.0, False, frozenset())
+_flight = SingleFlight()
 
 
 async def switches() -> tuple[bool, frozenset[str]]:
     """(global switch, upstream names switched on), re-read from the DB every couple of seconds."""
     global _switches
     if time.monotonic() - _switches[0] > settings.MAPPING_CACHE_SECONDS:
-        everything, names = await sync_to_async(_read_switches)()
+        everything, names = await _flight.run("switches", sync_to_async(_read_switches))
         _switches = (time.monotonic(), everything, names)
     return _switches[1], _switches[2]
 

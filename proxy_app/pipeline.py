@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 
+from gateway_site.singleflight import SingleFlight
 from accounts.authentication import KeyIdentity
 from proxy_app import hub, media, quota, routing, signatures, usage
 from proxy_app.errors import GatewayError, UpstreamError
@@ -206,6 +207,7 @@ class _Tally:
 
 
 _upstream_models: dict[str, tuple[float, list[hub.ModelInfo]]] = {}
+_model_lists = SingleFlight()  # one upstream list call per burst of /v1/models misses
 
 
 async def list_models(identity: KeyIdentity) -> list[hub.ModelInfo]:
@@ -241,7 +243,7 @@ async def _default_upstream_models() -> list[hub.ModelInfo]:
     if cached and time.monotonic() - cached[0] < settings.MODEL_LIST_CACHE_SECONDS:
         return cached[1]
     try:
-        models = await client_for(config).list_models()
+        models = await _model_lists.run(config.base_url, client_for(config).list_models)
     except GatewayError as err:  # the list still shows the aliases; try the upstream again later
         log.warning("could not list models of upstream %s: %s", config.name, err.message)
         models = cached[1] if cached else []

@@ -16,6 +16,7 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 
+from gateway_site.singleflight import SingleFlight
 from proxy_app import hub
 
 MILLION = Decimal(1_000_000)
@@ -88,6 +89,9 @@ def _merge(rows) -> PriceTable:
     return PriceTable(prices, loaded_at=time.monotonic())
 
 
+_flight = SingleFlight()
+
+
 def _fresh() -> bool:
     return time.monotonic() - _table.loaded_at < _cache_seconds()
 
@@ -103,8 +107,12 @@ async def aload() -> PriceTable:
     """The current table, re-read from the database (async ORM) when older than the cache time."""
     global _table
     if not _fresh():
-        _table = _merge([row async for row in _rows()])
+        _table = await _flight.run("prices", _aread)
     return _table
+
+
+async def _aread() -> PriceTable:
+    return _merge([row async for row in _rows()])
 
 
 def load() -> PriceTable:

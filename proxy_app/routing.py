@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from gateway_site.singleflight import SingleFlight
 from accounts.authentication import KeyIdentity
 from proxy_app.errors import Forbidden, NotFound, UpstreamUnavailable
 from proxy_app.models import ModelMapping, Upstream
@@ -55,6 +56,7 @@ class Table:
 
 
 _table: Table | None = None
+_flight = SingleFlight()  # a burst that finds the table stale reads it once
 
 
 def _config(up: Upstream) -> UpstreamConfig:
@@ -81,7 +83,7 @@ def _default_gemini(db_upstreams: list[UpstreamConfig]) -> UpstreamConfig | None
 async def table() -> Table:
     global _table
     if _table is None or time.monotonic() - _table.loaded_at > settings.MAPPING_CACHE_SECONDS:
-        _table = await sync_to_async(_load_table)()
+        _table = await _flight.run("table", sync_to_async(_load_table))
     return _table
 
 

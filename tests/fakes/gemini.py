@@ -293,11 +293,11 @@ def __getattr__(name: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv, module="tests.fakes.gemini", description="Serve the fake Gemini API under daphne.",
+    args = parse_args(argv, module="tests.fakes.gemini", description="Serve the fake Gemini API (daphne or uvicorn).",
                       port=8001, prefix="FAKE_GEMINI", default_key=DEFAULT_API_KEY)
     print(f"Fake Gemini API on http://{args.host}:{args.port} (x-goog-api-key: {args.api_key})",
           flush=True)
-    serve("tests.fakes.gemini:app", args.host, args.port)
+    serve("tests.fakes.gemini:app", args.host, args.port, args.server)
 
 
 if __name__ == "__main__":

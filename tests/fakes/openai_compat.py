@@ -261,12 +261,12 @@ def __getattr__(name: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv, module="tests.fakes.openai_compat", description="Serve the fake OpenAI API under daphne.",
+    args = parse_args(argv, module="tests.fakes.openai_compat", description="Serve the fake OpenAI API (daphne or uvicorn).",
                       port=8002, prefix="FAKE_OPENAI", default_key=DEFAULT_API_KEY,
                       key_help='Bearer key to require; "" accepts any request (like a local server)')
     print(f"Fake OpenAI API on http://{args.host}:{args.port}/v1 (Bearer {args.api_key or '<none>'})",
           flush=True)
-    serve("tests.fakes.openai_compat:app", args.host, args.port)
+    serve("tests.fakes.openai_compat:app", args.host, args.port, args.server)
 
 
 if __name__ == "__main__":

@@ -271,14 +271,22 @@ def parse_args(argv: list[str] | None, *, module: str, description: str, port: i
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--api-key", default=key, help=key_help)
     parser.add_argument("--chunk-delay", type=float, default=delay)
+    parser.add_argument("--server", choices=("daphne", "uvicorn"), default="daphne",
+                        help="uvicorn (httptools, uvloop) costs less CPU: the benchmark's baseline uses it")
     args = parser.parse_args(argv)
     os.environ[f"{prefix}_API_KEY"] = args.api_key
     os.environ[f"{prefix}_CHUNK_DELAY"] = str(args.chunk_delay)
     return args
 
 
-def serve(app: str, host: str, port: int) -> None:
-    """Run `app` ("module:attribute") under daphne until interrupted."""
+def serve(app: str, host: str, port: int, server: str = "daphne") -> None:
+    """Run `app` ("module:attribute") under daphne (or uvicorn) until interrupted."""
+    if server == "uvicorn":  # closes the socket itself when the app fails mid-body
+        import uvicorn
+
+        uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools", access_log=False,
+                    log_level="warning", lifespan="off", interface="asgi3")
+        return
     from daphne.cli import CommandLineInterface  # imported late: it installs a Twisted reactor
 
     _drop_connection_on_broken_stream()
