@@ -27,7 +27,8 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/heic
 async def inline_media_urls(messages: list[hub.Message]) -> None:
     """Replace every `media_url` part with the fetched bytes (in place), concurrently."""
     parts = [p for m in messages for p in m.parts if p.type == "media_url"]
-    await asyncio.gather(*(_inline(p) for p in parts))
+    if parts:  # most requests have none: skip gather's future and task bookkeeping
+        await asyncio.gather(*(_inline(p) for p in parts))
 
 
 async def _inline(part: hub.Part) -> None:
