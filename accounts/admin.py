@@ -123,7 +123,7 @@ class KeyChangeList(ChangeList):
     page's keys (raw rows: a week keeps it quick on a big table; a key's page shows 30 days)."""
 
     def get_results(self, request):
-        from proxy_app.dashboard import key_usage
+        from proxy_app.ledger.reports import key_usage
 
         super().get_results(request)
         self.result_list = list(self.result_list)
@@ -193,7 +193,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.display(description="usage")
     def usage(self, obj: ApiKey) -> str:
-        from proxy_app.dashboard import key_detail
+        from proxy_app.ledger.reports import key_detail
 
         records = reverse("admin:proxy_app_usagerecord_changelist") + f"?key={obj.pk}"
         return render_to_string("admin/accounts/apikey/usage.html", {"usage": key_detail(obj.pk), "records": records})

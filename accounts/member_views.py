@@ -38,7 +38,7 @@ def _may_manage() -> bool:
 @require_GET
 @login_required
 def home(request):
-    from proxy_app.dashboard import member_usage
+    from proxy_app.ledger.reports import member_usage
 
     keys = list(ApiKey.objects.filter(user=request.user).select_related("limits").order_by("revoked_at", "-created_at"))
     now = timezone.now()
@@ -65,7 +65,7 @@ def _key_limits(key: ApiKey) -> str:
 def _live_limits(user) -> list[dict]:
     """Per-minute and in-flight limits of the user's scope with their current counter values
     (the counters the gateway admits against; shared across processes when Redis is used)."""
-    from proxy_app import quota
+    from proxy_app.ledger import quota
 
     identity = SimpleNamespace(user_id=user.pk, key_id=-1, username=user.get_username(), prefix="")
     try:

@@ -23,8 +23,8 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
 from gateway_site.middleware import RequestIdASGI, is_proxy_path  # noqa: E402
-from proxy_app.edge import ProxyEdge  # noqa: E402
-from proxy_app.observability import MetricsASGI  # noqa: E402
+from proxy_app.core.edge import ProxyEdge  # noqa: E402
+from proxy_app.ops.observability import MetricsASGI  # noqa: E402
 
 django_app = get_asgi_application()
 
@@ -41,7 +41,7 @@ async def django_http(scope, receive, send):
 async def lifespan(scope, receive, send):
     """ASGI lifespan (uvicorn, granian; daphne has none): at shutdown, after the server has let
     open requests finish, write every queued usage row before the process exits."""
-    from proxy_app.usage import writer
+    from proxy_app.ledger.usage import writer
 
     while True:
         message = await receive()
@@ -53,7 +53,7 @@ async def lifespan(scope, receive, send):
             return
 
 
-from proxy_app.consumers import websocket_urlpatterns  # noqa: E402  (needs the apps loaded)
+from proxy_app.chat.consumers import websocket_urlpatterns  # noqa: E402  (needs the apps loaded)
 
 application = ProtocolTypeRouter(
     {

@@ -271,7 +271,7 @@ PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
 if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
     raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR={PROMETHEUS_MULTIPROC_DIR!r} is not a directory")
 
-LOGGING["formatters"]["json_line"] = {"()": "proxy_app.observability.JsonLineFormatter"}
+LOGGING["formatters"]["json_line"] = {"()": "proxy_app.ops.observability.JsonLineFormatter"}
 _access_handlers = []
 if ACCESS_LOG_STDOUT:
     LOGGING["handlers"]["access_stdout"] = {

@@ -3,8 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from accounts import member_views
-from proxy_app.admin import dashboard_view
-from proxy_app.detail_log_views import detail_log_file
+from proxy_app.admin.site import dashboard_view
+from proxy_app.ops.detail_views import detail_log_file
 
 urlpatterns = [
     path("admin/detail-log/<str:request_id>/", detail_log_file, name="detail_log_file"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.urls import path
 
-from proxy_app import views
-from proxy_app.api import SURFACES
+from proxy_app.dialects import surface as views
+from proxy_app.dialects.registry import SURFACES
 
 urlpatterns = [path("health", views.Health.as_view())]
 for surface in SURFACES:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy_app.hub import ChatRequest, Message, Part
+from proxy_app.core.hub import ChatRequest, Message, Part
 
 
 def user(*texts: str) -> Message:

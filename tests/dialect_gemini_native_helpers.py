@@ -13,8 +13,8 @@ import pytest
 from google import genai
 from google.genai import types
 
-from proxy_app import errors, hub
-from proxy_app.dialects import gemini_native as gn
+from proxy_app.core import errors, hub
+from proxy_app.dialects.gemini import request as gn
 
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 8).decode()

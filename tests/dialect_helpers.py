@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from proxy_app import errors, hub
+from proxy_app.core import errors, hub
 
 # The first bytes of each format, which is all the codecs sniff.
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 8

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from proxy_app import hub
-from proxy_app.dialects.ollama import Timings
+from proxy_app.core import hub
+from proxy_app.dialects.ollama.request import Timings
 
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z")

@@ -6,8 +6,8 @@ import httpx
 import openai
 import orjson
 
-from proxy_app import hub
-from proxy_app.dialects.openai import parse_chat_request
+from proxy_app.core import hub
+from proxy_app.dialects.openai.request import parse_chat_request
 
 
 USER = {"role": "user", "content": "hi"}

@@ -7,10 +7,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from proxy_app import hub
+from proxy_app.core import hub
 from proxy_app.upstreams import http as upstream_http
 from proxy_app.upstreams.base import UpstreamConfig
-from proxy_app.upstreams.openai_compat import OpenAICompatClient
+from proxy_app.upstreams.openai_compat.client import OpenAICompatClient
 from tests.fakes.openai_compat import FakeOpenAI
 
 

@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.limits import effective_limits_sync
 from accounts.models import ApiKey, Limits
-from proxy_app import dashboard
+from proxy_app.ledger import reports as dashboard
 from proxy_app.models import ModelPrice, UsageDaily, UsageRecord
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -245,7 +245,7 @@ def test_usage_filter_choices_and_totals(staff, ledger):
 
 
 def test_csv_export_streams_the_filtered_range(staff, ledger, monkeypatch):
-    from proxy_app import admin as proxy_admin
+    from proxy_app.admin import site as proxy_admin
 
     monkeypatch.setattr(proxy_admin, "CSV_BATCH", 2)  # several keyset batches
     extra = [record(ledger["alice"], ledger["laptop"], when=NOW - timedelta(minutes=n), request_id=f"x{n}")

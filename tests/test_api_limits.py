@@ -11,8 +11,8 @@ import openai
 import pytest
 from django.core.management import call_command
 
-from proxy_app import counters, quota
-from proxy_app.counters import MemoryCounters, RedisCounters
+from proxy_app.ledger import counters, quota
+from proxy_app.ledger.counters import MemoryCounters, RedisCounters
 from tests.test_counters import TEST_REDIS_URL, redis_unavailable_reason
 
 pytestmark = pytest.mark.django_db(transaction=True)

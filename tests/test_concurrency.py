@@ -116,7 +116,7 @@ def test_quota_holds_across_two_processes(tmp_path, shared_stores, fake_gemini_s
 
     probe = (
         "import asyncio, json; from django.db.models import Sum; from accounts.authentication import KeyIdentity; "
-        "from django.contrib.auth.models import User; from proxy_app.models import UsageRecord; from proxy_app import quota; "
+        "from django.contrib.auth.models import User; from proxy_app.models import UsageRecord; from proxy_app.ledger import quota; "
         "u = User.objects.get(username='crowd'); k = u.api_keys.get(); "
         "ident = KeyIdentity(k.pk, u.pk, u.username, k.prefix, (), None, False); "
         "rows = UsageRecord.objects.filter(user=u); "

@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from proxy_app import counters
-from proxy_app.counters import Adjust, MemoryCounters, RedisCounters, Release, Slot, StoreUnavailable
+from proxy_app.ledger import counters
+from proxy_app.ledger.counters import Adjust, MemoryCounters, RedisCounters, Release, Slot, StoreUnavailable
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 NOW = 1_773_489_630.0  # 2026-03-14 12:00:30 UTC

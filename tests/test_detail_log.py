@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy_app import detail_log
+from proxy_app.ops import detail_log
 from tests.test_api_openai import PNG_1PX
 
 pytestmark = pytest.mark.django_db(transaction=True)

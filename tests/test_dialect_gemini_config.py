@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from proxy_app.dialects import gemini
-from proxy_app.errors import InvalidRequest
-from proxy_app.hub import ResponseFormat, Tool, ToolChoice
+from proxy_app.upstreams.gemini import codec as gemini
+from proxy_app.core.errors import InvalidRequest
+from proxy_app.core.hub import ResponseFormat, Tool, ToolChoice
 from tests.dialect_gemini_helpers import chat, t, u, user
 
 

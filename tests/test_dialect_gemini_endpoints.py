@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from proxy_app.dialects import gemini
-from proxy_app.errors import (
+from proxy_app.upstreams.gemini import codec as gemini
+from proxy_app.core.errors import (
     InvalidRequest,
     NotFound,
     RateLimited,
@@ -16,7 +16,7 @@ from proxy_app.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from proxy_app.hub import EmbedRequest, ModelInfo
+from proxy_app.core.hub import EmbedRequest, ModelInfo
 
 
 # ------------------------------------------------------------------------------------------------

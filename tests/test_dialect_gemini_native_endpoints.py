@@ -12,8 +12,8 @@ import httpx
 import pytest
 from google.genai import errors as genai_errors
 
-from proxy_app import errors, hub
-from proxy_app.dialects import gemini_native as gn
+from proxy_app.core import errors, hub
+from proxy_app.dialects.gemini import request as gn
 from tests.dialect_gemini_native_helpers import PNG, invalid, sdk_client, serve, t
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from proxy_app import hub
-from proxy_app.dialects import gemini_native as gn
+from proxy_app.core import hub
+from proxy_app.dialects.gemini import request as gn
 from tests.dialect_gemini_native_helpers import PNG, fc, gen, invalid, m, t, u
 
 

@@ -14,8 +14,8 @@ from google.genai import errors as genai_errors
 from google.genai import models as genai_models
 from google.genai import types
 
-from proxy_app import errors, hub
-from proxy_app.dialects import gemini_native as gn
+from proxy_app.core import errors, hub
+from proxy_app.dialects.gemini import request as gn
 from tests.dialect_gemini_native_helpers import sdk_client, serve
 
 

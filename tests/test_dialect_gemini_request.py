@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from proxy_app.dialects import gemini
-from proxy_app.errors import InvalidRequest
-from proxy_app.hub import ChatRequest, Message, Part, ToolCall
+from proxy_app.upstreams.gemini import codec as gemini
+from proxy_app.core.errors import InvalidRequest
+from proxy_app.core.hub import ChatRequest, Message, Part, ToolCall
 from tests.dialect_gemini_helpers import chat, t, u, user
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from proxy_app.dialects import gemini
-from proxy_app.errors import GatewayError, RateLimited, UpstreamError, UpstreamUnavailable
-from proxy_app.hub import ChatResponse, Choice, ChoiceDelta, StreamEvent, TokenLogprob, ToolCall, Usage
+from proxy_app.upstreams.gemini import codec as gemini
+from proxy_app.core.errors import GatewayError, RateLimited, UpstreamError, UpstreamUnavailable
+from proxy_app.core.hub import ChatResponse, Choice, ChoiceDelta, StreamEvent, TokenLogprob, ToolCall, Usage
 
 
 SYNTHETIC_ID = re.compile(r"call_gw_[A-Za-z0-9]{20}")

@@ -12,9 +12,9 @@ import httpx
 import ollama
 import pytest
 
-from proxy_app import errors, hub
-from proxy_app.dialects import ollama as codec
-from proxy_app.dialects.ollama import (
+from proxy_app.core import errors, hub
+from proxy_app.dialects.ollama import request as codec
+from proxy_app.dialects.ollama.request import (
     ChatStreamEncoder,
     GenerateStreamEncoder,
     build_chat_response,

@@ -19,9 +19,9 @@ from ollama._types import (
     ShowResponse,
 )
 
-from proxy_app import errors, hub
-from proxy_app.dialects import ollama as codec
-from proxy_app.dialects.ollama import (
+from proxy_app.core import errors, hub
+from proxy_app.dialects.ollama import request as codec
+from proxy_app.dialects.ollama.request import (
     Timings,
     build_embed_response,
     build_empty_embed_response,

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from proxy_app import hub
-from proxy_app.dialects.ollama import parse_body, parse_chat_request
+from proxy_app.core import hub
+from proxy_app.dialects.ollama.request import parse_body, parse_chat_request
 from tests.dialect_helpers import GIF, JPEG, PDF, PNG, WEBP, b64, rejected, text
 from tests.dialect_ollama_helpers import USER
 

@@ -12,9 +12,9 @@ import orjson
 import pytest
 from ollama._types import ChatResponse, GenerateResponse
 
-from proxy_app import errors, hub
-from proxy_app.dialects import ollama_stream
-from proxy_app.dialects.ollama import (
+from proxy_app.core import errors, hub
+from proxy_app.dialects.ollama import response as ollama_stream
+from proxy_app.dialects.ollama.request import (
     ChatStreamEncoder,
     GenerateStreamEncoder,
     Timings,

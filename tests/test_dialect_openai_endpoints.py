@@ -13,8 +13,8 @@ import orjson
 import pytest
 from openai.types import Completion, CreateEmbeddingResponse, Model
 
-from proxy_app import errors, hub
-from proxy_app.dialects.openai import (
+from proxy_app.core import errors, hub
+from proxy_app.dialects.openai.request import (
     CompletionStreamEncoder,
     build_completion_response,
     build_embed_response,

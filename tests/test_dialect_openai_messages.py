@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from proxy_app import hub
-from proxy_app.dialects.openai import parse_chat_request
+from proxy_app.core import hub
+from proxy_app.dialects.openai.request import parse_chat_request
 from tests.dialect_helpers import GIF, JPEG, PDF, PNG, WEBP, b64, rejected, text
 from tests.dialect_openai_helpers import ASSISTANT_CALL, CALL, USER, messages
 

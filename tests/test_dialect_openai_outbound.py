@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from proxy_app import hub
-from proxy_app.dialects import openai_outbound as codec
-from proxy_app.errors import (
-    InvalidRequest, NotFound, RateLimited, UpstreamError, UpstreamTimeout, UpstreamUnavailable,
+from proxy_app.core import hub
+from proxy_app.upstreams.openai_compat import codec
+from proxy_app.core.errors import (
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
 )  # fmt: skip
 from tests.openai_compat_helpers import chat_request
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from proxy_app import errors, hub
-from proxy_app.dialects import openai as codec
-from proxy_app.dialects.openai import build_error, parse_chat_request
+from proxy_app.core import errors, hub
+from proxy_app.dialects.openai import request as codec
+from proxy_app.dialects.openai.request import build_error, parse_chat_request
 from tests.dialect_helpers import rejected, text
 from tests.dialect_openai_helpers import ASSISTANT_CALL, SCHEMA, USER, messages
 

@@ -12,8 +12,8 @@ import orjson
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from proxy_app import errors, hub
-from proxy_app.dialects.openai import (
+from proxy_app.core import errors, hub
+from proxy_app.dialects.openai.request import (
     ChatStreamEncoder,
     build_chat_response,
     build_completion_response,

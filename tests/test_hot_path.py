@@ -146,7 +146,7 @@ async def _tcp_server(reply: bytes):
 
 async def test_transport_failures_map_to_the_right_status(network_transport):
     """Refused port -> 503, stream cut mid-body -> 502, whole answer -> read; on both transports."""
-    from proxy_app.errors import UpstreamError, UpstreamUnavailable
+    from proxy_app.core.errors import UpstreamError, UpstreamUnavailable
     from proxy_app.upstreams.base import upstream_failures
     from tests.conftest import free_port
 

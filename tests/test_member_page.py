@@ -11,7 +11,7 @@ from django.test import Client
 
 from accounts.keys import hash_secret
 from accounts.models import ApiKey, Limits
-from proxy_app import dashboard
+from proxy_app.ledger import reports as dashboard
 from proxy_app.models import UsageDaily, UsageRecord
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy_app import observability
-from proxy_app.observability import JsonLineFormatter
+from proxy_app.ops import observability
+from proxy_app.ops.observability import JsonLineFormatter
 from tests.test_server import ROOT, Gateway, manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -166,7 +166,7 @@ def test_rotating_file_log(tmp_path):
                       GATEWAY_ACCESS_LOG_MAX_BYTES="2048", GATEWAY_ACCESS_LOG_BACKUPS="2",
                       GATEWAY_ACCESS_LOG_STDOUT="false")
     code = (
-        "from tests.test_observability import fake_row; from proxy_app import observability\n"
+        "from tests.test_observability import fake_row; from proxy_app.ops import observability\n"
         "for i in range(40): observability.request_finished(fake_row(request_id=f'req-{i}'))\n"
     )
     result = manage(env, "shell", "-c", code)

@@ -18,9 +18,10 @@ from accounts import limits
 from accounts.authentication import KeyIdentity
 from accounts.models import Limits
 from accounts.services import issue_key
-from proxy_app import counters, hub, pricing, quota
-from proxy_app.counters import MemoryCounters, RedisCounters
-from proxy_app.errors import RateLimited, UpstreamUnavailable
+from proxy_app.ledger import counters, pricing, quota
+from proxy_app.core import hub
+from proxy_app.ledger.counters import MemoryCounters, RedisCounters
+from proxy_app.core.errors import RateLimited, UpstreamUnavailable
 from proxy_app.models import ModelPrice, UsageRecord
 from tests.test_counters import backend, closed_port  # noqa: F401  (fixture: memory and Redis)
 

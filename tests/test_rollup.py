@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connections
 
-from proxy_app import dashboard, rollup
+from proxy_app.ledger import reports as dashboard, rollup
 from proxy_app.models import UsageDaily, UsagePolicy, UsageRecord
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,9 +12,10 @@ import pytest
 from django.core.management import call_command
 
 from accounts import authentication
-from proxy_app import counters, quota, routing
-from proxy_app.counters import MemoryCounters
-from proxy_app.dialects import sessions as codec
+from proxy_app.ledger import counters, quota
+from proxy_app.core import routing
+from proxy_app.ledger.counters import MemoryCounters
+from proxy_app.dialects.sessions import codec
 from proxy_app.models import ChatSession
 
 pytestmark = pytest.mark.django_db(transaction=True)

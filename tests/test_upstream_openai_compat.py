@@ -13,14 +13,19 @@ import json
 import httpx
 import pytest
 
-from proxy_app import hub
-from proxy_app.errors import (
-    InvalidRequest, NotFound, PayloadTooLarge, RateLimited, UpstreamError, UpstreamTimeout,
+from proxy_app.core import hub
+from proxy_app.core.errors import (
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    UpstreamError,
+    UpstreamTimeout,
     UpstreamUnavailable,
 )  # fmt: skip
 from proxy_app.upstreams import http as upstream_http
 from proxy_app.upstreams.base import UpstreamConfig
-from proxy_app.upstreams.openai_compat import OpenAICompatClient
+from proxy_app.upstreams.openai_compat.client import OpenAICompatClient
 from tests.fakes.openai_compat import FakeOpenAI
 from tests.openai_compat_helpers import BASE, KEY, chat_request, client, fake, user
 

@@ -9,9 +9,9 @@ import struct
 
 import pytest
 
-from proxy_app import hub
-from proxy_app.dialects import openai_outbound as codec
-from proxy_app.errors import InvalidRequest, NotFound, UpstreamError, UpstreamUnavailable
+from proxy_app.core import hub
+from proxy_app.upstreams.openai_compat import codec
+from proxy_app.core.errors import InvalidRequest, NotFound, UpstreamError, UpstreamUnavailable
 from tests.openai_compat_helpers import KEY, client, fake
 
 

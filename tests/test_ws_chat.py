@@ -156,7 +156,7 @@ async def test_a_key_revoked_while_connected_stops_working(api_key, user, fake_g
 
 
 async def test_a_socket_that_never_authenticates_is_closed(user, monkeypatch):
-    from proxy_app import consumers
+    from proxy_app.chat import consumers
 
     monkeypatch.setattr(consumers, "AUTH_TIMEOUT_SECONDS", 0.2)
     comm = await connected()
@@ -280,7 +280,7 @@ async def test_session_cookie_auth_for_the_page_same_origin_only(user, fake_gemi
 
 async def test_revoked_web_key_shuts_the_page_out(user, issue):
     from accounts.services import revoke_key
-    from proxy_app import sessions
+    from proxy_app.chat import sessions
 
     identity = await sessions.web_identity(user)
     await sync_to_async(revoke_key)(identity.prefix)

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
-from proxy_app import errors
+from proxy_app.core import errors
 
 INT32 = (-(2**31), 2**31 - 1)  # Gemini's seed is an int32
 # Gemini's rule for function names (mapping.md §3, gemini.md §3.1); OpenAI's own rule is a subset.

@@ -9,8 +9,8 @@ from django.utils.module_loading import import_string
 from proxy_app.upstreams.base import UpstreamClient, UpstreamConfig
 
 KINDS = {
-    "gemini": "proxy_app.upstreams.gemini.GeminiClient",
-    "openai": "proxy_app.upstreams.openai_compat.OpenAICompatClient",
+    "gemini": "proxy_app.upstreams.gemini.client.GeminiClient",
+    "openai": "proxy_app.upstreams.openai_compat.client.OpenAICompatClient",
 }
 
 

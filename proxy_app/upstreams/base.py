@@ -10,8 +10,9 @@ import httpx
 import orjson
 from httpx_sse import EventSource, SSEError
 
-from proxy_app import detail_log, hub
-from proxy_app.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from proxy_app.ops import detail_log
+from proxy_app.core import hub
+from proxy_app.core.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from proxy_app.upstreams.http import PoolFull
 
 

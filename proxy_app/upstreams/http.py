@@ -19,7 +19,7 @@ import weakref
 import httpx
 from django.conf import settings
 
-from proxy_app import detail_log
+from proxy_app.ops import detail_log
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 _transport: httpx.AsyncBaseTransport | None = None

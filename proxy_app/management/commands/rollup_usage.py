@@ -12,7 +12,7 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from proxy_app import rollup
+from proxy_app.ledger import rollup
 
 
 class Command(BaseCommand):

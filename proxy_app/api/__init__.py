@@ -1,9 +1,0 @@
-"""The client dialects' HTTP surfaces. A new dialect is one module here, listed in SURFACES."""
-
-from __future__ import annotations
-
-from proxy_app.api import gemini, ollama, openai, sessions
-
-# sessions and gemini come before openai, whose `v1/` catch-all would swallow /v1/sessions and
-# some /v1/models routes (see gemini).
-SURFACES = [sessions, gemini, openai, ollama]

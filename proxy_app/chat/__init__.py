@@ -1,0 +1,1 @@
+"""The chat product: sessions, the WebSocket chat and the chat page."""

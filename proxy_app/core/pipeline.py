@@ -1,0 +1,252 @@
+"""The one orchestration for every proxied call: route, prepare, call the upstream, tally usage.
+
+Two shapes of call share it:
+- translated: a dialect hands in a hub request and gets a hub response or hub stream events;
+- pass-through: a client of the upstream's own family (OpenAI → OpenAI-compatible, Gemini →
+  Gemini) sends its native body almost unchanged; the dialect supplies how to read usage from
+  native objects (a `Probe`).
+Either way usage is recorded here for every outcome: success, upstream error, broken stream,
+client disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from gateway_site.singleflight import SingleFlight
+from accounts.authentication import KeyIdentity
+from proxy_app.core import hub, media, routing, signatures
+from proxy_app.ledger import quota, usage
+from proxy_app.core.errors import GatewayError, UpstreamError
+from proxy_app.upstreams import UpstreamClient, client_for
+from proxy_app.ledger.usage import CallContext
+
+log = logging.getLogger(__name__)
+MALFORMED_CALL = "The model produced a malformed function call and could not finish its answer."
+
+
+async def open_route(
+    model: str, identity: KeyIdentity, ctx: CallContext, *, prompt_estimate: int | None = None,
+    max_tokens: int | None = None,
+) -> tuple[routing.Route, UpstreamClient]:
+    """Resolve the model (404/403 first), then, for a call that will reach the upstream
+    (`prompt_estimate` given), admit it against the key's and user's limits (429)."""
+    ctx.requested_model = model
+    route = await routing.resolve(model, identity)
+    ctx.upstream_name, ctx.upstream_model = route.upstream.name, route.upstream_model
+    if prompt_estimate is not None:
+        ctx.admission = await quota.admit(
+            identity, model=route.upstream_model, prompt_estimate=prompt_estimate, max_tokens=max_tokens,
+            request_id=ctx.request_id,
+        )
+    return route, client_for(route.upstream)
+
+
+async def open_chat_route(req: hub.ChatRequest, identity: KeyIdentity, ctx: CallContext):
+    """`open_route` for a hub chat request: its worst case is the prompt plus max tokens per choice."""
+    max_tokens = req.max_tokens * req.n if req.max_tokens else None
+    return await open_route(
+        req.model, identity, ctx, prompt_estimate=hub.estimate_prompt_tokens(req.messages), max_tokens=max_tokens
+    )
+
+
+async def prepare(req: hub.ChatRequest, route: routing.Route) -> None:
+    """Make a hub request ready for its upstream: model, grounding, fetched images, signatures."""
+    req.upstream_model, req.grounding = route.upstream_model, route.grounding
+    await media.inline_media_urls(req.messages)
+    if route.upstream.kind == "gemini" and req.upstream_model.startswith("gemini-3"):
+        await signatures.restore(req.messages)
+
+
+async def _answer(ctx: CallContext, call: Awaitable, prompt_estimate: int = 0):
+    """Await a non-streamed upstream call; a client that leaves meanwhile (the edge cancels the
+    view) still gets its usage row, with the prompt estimate (the upstream was already asked),
+    and the row's settlement frees its quota reservation and in-flight slot."""
+    try:
+        return await call
+    except asyncio.CancelledError:
+        ctx.disconnected = True
+        usage.record(ctx, status=499, usage=hub.Usage(prompt_tokens=prompt_estimate, source="estimated"),
+                     error_code="client_disconnected")
+        raise
+
+
+async def chat(req: hub.ChatRequest, client: UpstreamClient, ctx: CallContext) -> hub.ChatResponse:
+    resp = await _answer(ctx, client.chat(req), hub.estimate_prompt_tokens(req.messages))
+    failed = next((c for c in resp.choices if c.finish_reason == "error"), None)
+    if failed is not None:
+        err = UpstreamError(failed.finish_message or MALFORMED_CALL, code="malformed_function_call")
+        usage.record(ctx, status=err.status, usage=resp.usage, error_code=err.code)
+        raise err
+    usage.record(ctx, status=200, usage=resp.usage)
+    signatures.remember(call for choice in resp.choices for call in choice.tool_calls)
+    return resp
+
+
+async def stream_chat(req: hub.ChatRequest, client: UpstreamClient, ctx: CallContext) -> AsyncIterator[hub.StreamEvent]:
+    """Start the upstream stream; errors before its first event raise here (a normal HTTP error)."""
+    return await tally_stream(ctx, client.stream_chat(req), hub.estimate_prompt_tokens(req.messages), HUB_PROBE)
+
+
+async def embed(req: hub.EmbedRequest, identity: KeyIdentity, ctx: CallContext) -> hub.EmbedResponse:
+    estimate = sum(hub.estimate_tokens(text) for text in req.inputs)
+    route, client = await open_route(req.model, identity, ctx, prompt_estimate=estimate, max_tokens=0)
+    req.upstream_model = route.upstream_model
+    resp = await _answer(ctx, client.embed(req), estimate)
+    usage.record(ctx, status=200, usage=resp.usage)
+    return resp
+
+
+async def forward(ctx: CallContext, call: Awaitable[dict], usage_of: Callable[[dict], hub.Usage | None]) -> dict:
+    """A pass-through call that is not streamed: record what the upstream reported."""
+    reply = await _answer(ctx, call)
+    usage.record(ctx, status=200, usage=usage_of(reply))
+    return reply
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How the tally reads one kind of stream event."""
+
+    usage: Callable[[Any], hub.Usage | None]
+    chars: Callable[[Any], int]  # output characters in the event, for estimates
+    check: Callable[[Any], None] = lambda event: None  # raise a GatewayError for a failed event
+    final: Callable[[hub.Usage], Any] | None = None  # an extra last event carrying the final usage
+
+
+def _hub_chars(event: hub.StreamEvent) -> int:
+    return sum(len(d.text) + len(d.reasoning) + sum(len(str(c.arguments)) for c in d.tool_calls) for d in event.deltas)
+
+
+def _hub_check(event: hub.StreamEvent) -> None:
+    for delta in event.deltas:
+        if delta.finish_reason == "error":
+            raise UpstreamError(delta.finish_message or MALFORMED_CALL, code="malformed_function_call")
+    signatures.remember(call for delta in event.deltas for call in delta.tool_calls)
+
+
+HUB_PROBE = Probe(
+    usage=lambda e: e.usage, chars=_hub_chars, check=_hub_check, final=lambda u: hub.StreamEvent(usage=u)
+)
+
+
+async def tally_stream(ctx: CallContext, events: AsyncIterator[Any], prompt_estimate: int, probe: Probe) -> AsyncIterator[Any]:
+    """Wait for the first event (so early failures are plain HTTP errors), then stream with a tally."""
+    ctx.streamed = True
+    try:
+        first = await anext(events)
+    except StopAsyncIteration:
+        raise UpstreamError("upstream ended the stream without sending anything") from None
+    return _tallied(ctx, first, events, _Tally(prompt_estimate), probe)
+
+
+async def _tallied(ctx: CallContext, first: Any, events: AsyncIterator[Any], tally: _Tally, probe: Probe) -> AsyncIterator[Any]:
+    status, code = 200, ""
+    try:
+        event = first
+        while True:
+            tally.add(probe.usage(event), probe.chars(event))
+            probe.check(event)
+            if tally.output_chars:
+                ctx.mark_first_token()
+            yield event
+            try:
+                event = await anext(events)
+            except StopAsyncIteration:
+                break
+        if probe.final is not None:
+            yield probe.final(tally.result(complete=True))
+    except GatewayError as err:
+        status, code = err.status, err.code
+        raise
+    except (asyncio.CancelledError, GeneratorExit):
+        ctx.disconnected, status, code = True, 499, "client_disconnected"
+        raise
+    finally:
+        await events.aclose()
+        usage.record(ctx, status=status, usage=tally.result(complete=status == 200), error_code=code)
+
+
+class _Tally:
+    """Running usage of a stream: the upstream's last report, else an estimate flagged as such."""
+
+    def __init__(self, prompt_estimate: int) -> None:
+        self.prompt_estimate = prompt_estimate
+        self.output_chars = 0
+        self.reported: hub.Usage | None = None
+
+    def add(self, reported: hub.Usage | None, chars: int) -> None:
+        if reported is not None:
+            self.reported = reported
+        self.output_chars += chars
+
+    def result(self, *, complete: bool) -> hub.Usage:
+        estimate = hub.Usage(
+            prompt_tokens=self.prompt_estimate, completion_tokens=(self.output_chars + 3) // 4, source="estimated"
+        )
+        if self.reported is None:
+            return estimate
+        if complete:
+            return self.reported
+        # Cut short: the upstream's running totals may lag what was already sent; keep the larger.
+        if self.reported.completion_tokens >= estimate.completion_tokens:
+            return self.reported
+        return hub.Usage(
+            prompt_tokens=self.reported.prompt_tokens or estimate.prompt_tokens,
+            completion_tokens=estimate.completion_tokens,
+            reasoning_tokens=self.reported.reasoning_tokens,
+            cached_tokens=self.reported.cached_tokens,
+            source="estimated",
+        )
+
+
+_upstream_models: dict[str, tuple[float, list[hub.ModelInfo]]] = {}
+_model_lists = SingleFlight()  # one upstream list call per burst of /v1/models misses
+
+
+async def list_models(identity: KeyIdentity) -> list[hub.ModelInfo]:
+    """Aliases this key may use, then the default upstream's Gemini models (cached a while)."""
+    upstream_models = await _default_upstream_models()
+    known = {info.id: info for info in upstream_models}
+    models = [_alias_info(m, known.get(m.upstream_model)) for m in await routing.visible_aliases(identity)]
+    seen = {m.id for m in models}
+    models += [i for i in upstream_models if i.id not in seen and identity.allows(i.id)]
+    return models
+
+
+def _alias_info(mapping: routing.Mapping, target: hub.ModelInfo | None) -> hub.ModelInfo:
+    """An alias looks like the model behind it (limits, methods), under its own name."""
+    embeds = "embedding" in mapping.upstream_model
+    methods = target.methods if target else (["embedContent", "batchEmbedContents"] if embeds else [])
+    return hub.ModelInfo(
+        id=mapping.alias,
+        owned_by=mapping.upstream.name if mapping.upstream else "gateway",
+        created=mapping.created,
+        display_name=mapping.alias,
+        input_token_limit=target.input_token_limit if target else 0,
+        output_token_limit=target.output_token_limit if target else 0,
+        methods=list(methods),
+    )
+
+
+async def _default_upstream_models() -> list[hub.ModelInfo]:
+    config = (await routing.table()).default_gemini
+    if config is None:
+        return []
+    cached = _upstream_models.get(config.base_url)
+    if cached and time.monotonic() - cached[0] < settings.MODEL_LIST_CACHE_SECONDS:
+        return cached[1]
+    try:
+        models = await _model_lists.run(config.base_url, client_for(config).list_models)
+    except GatewayError as err:  # the list still shows the aliases; try the upstream again later
+        log.warning("could not list models of upstream %s: %s", config.name, err.message)
+        models = cached[1] if cached else []
+    _upstream_models[config.base_url] = (time.monotonic(), models)
+    return models

@@ -1,0 +1,128 @@
+"""Model name → (upstream, upstream model): mapped aliases, plain Gemini names, or 404/403/503.
+
+The table (all mappings and upstreams) is read in one go and kept for MAPPING_CACHE_SECONDS, so
+routing costs no query on the hot path and admin edits apply within seconds in every process.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from gateway_site.singleflight import SingleFlight
+from accounts.authentication import KeyIdentity
+from proxy_app.core.errors import Forbidden, NotFound, UpstreamUnavailable
+from proxy_app.models import ModelMapping, Upstream
+from proxy_app.upstreams import KINDS
+from proxy_app.upstreams.base import UpstreamConfig
+
+GEMINI_PREFIXES = ("gemini-", "gemma-", "models/")
+SEARCH_SUFFIX = ":search"
+NO_UPSTREAM = (
+    "No Gemini upstream is configured. Set GEMINI_API_KEY (and optionally GEMINI_BASE_URL) in the "
+    "gateway's environment, or add one with `python manage.py add_upstream NAME --kind gemini "
+    "--base-url URL --api-key KEY`."
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    upstream: UpstreamConfig
+    upstream_model: str
+    grounding: bool = False
+
+    def same_family(self, dialect: str) -> bool:
+        """A client dialect of the upstream's own family: its request can pass through as is."""
+        return self.upstream.kind == dialect
+
+
+@dataclass(frozen=True)
+class Mapping:
+    alias: str
+    upstream: UpstreamConfig | None  # None: the default Gemini upstream
+    upstream_model: str
+    hidden: bool
+    created: int = 0  # Unix seconds, for model lists
+
+
+@dataclass
+class Table:
+    mappings: dict[str, Mapping]
+    default_gemini: UpstreamConfig | None
+    loaded_at: float
+
+
+_table: Table | None = None
+_flight = SingleFlight()  # a burst that finds the table stale reads it once
+
+
+def _config(up: Upstream) -> UpstreamConfig:
+    return UpstreamConfig(name=up.name, kind=up.kind, base_url=up.base_url.rstrip("/"), api_key=up.api_key())
+
+
+def _load_table() -> Table:
+    upstreams = {u.pk: _config(u) for u in Upstream.objects.filter(enabled=True)}
+    mappings = {}
+    for m in ModelMapping.objects.all():
+        if m.upstream_id is not None and m.upstream_id not in upstreams:
+            continue  # its upstream is disabled: the alias is unknown until re-enabled
+        created = int(m.created_at.timestamp())
+        mappings[m.alias] = Mapping(m.alias, upstreams.get(m.upstream_id), m.upstream_model, m.hidden, created)
+    return Table(mappings, _default_gemini(list(upstreams.values())), time.monotonic())
+
+
+def _default_gemini(db_upstreams: list[UpstreamConfig]) -> UpstreamConfig | None:
+    if settings.GEMINI_API_KEY:
+        return UpstreamConfig("gemini", "gemini", settings.GEMINI_BASE_URL, settings.GEMINI_API_KEY)
+    return next((u for u in db_upstreams if u.kind == "gemini"), None)
+
+
+async def table() -> Table:
+    global _table
+    if _table is None or time.monotonic() - _table.loaded_at > settings.MAPPING_CACHE_SECONDS:
+        _table = await _flight.run("table", sync_to_async(_load_table))
+    return _table
+
+
+def clear_cache() -> None:
+    global _table
+    _table = None
+
+
+def _usable(config: UpstreamConfig | None) -> UpstreamConfig:
+    if config is None:
+        raise UpstreamUnavailable(NO_UPSTREAM, code="upstream_not_configured")
+    if config.kind not in KINDS:
+        raise UpstreamUnavailable(f"upstream '{config.name}' has kind '{config.kind}', which this gateway cannot call yet")
+    return config
+
+
+LATEST_TAG = ":latest"
+
+
+async def resolve(model: str, identity: KeyIdentity) -> Route:
+    """Exact alias first; then `<name>:latest` as `<name>` (Ollama clients add the tag);
+    then `<alias or gemini model>:search` (Google Search grounding, seed 003)."""
+    tbl = await table()
+    if model.endswith(LATEST_TAG) and model not in tbl.mappings:
+        model = model[: -len(LATEST_TAG)]
+    base, grounding = (model[: -len(SEARCH_SUFFIX)], True) if model.endswith(SEARCH_SUFFIX) else (model, False)
+    mapping = tbl.mappings.get(model) or (tbl.mappings.get(base) if grounding else None)
+    if mapping is not None:
+        if not identity.allows(mapping.alias):
+            raise Forbidden(f"This API key may not use the model '{model}'.")
+        upstream = _usable(mapping.upstream or tbl.default_gemini)
+        return Route(upstream, mapping.upstream_model, grounding and mapping.alias != model)
+    if base.startswith(GEMINI_PREFIXES):
+        if not identity.allows(model) and not identity.allows(base):
+            raise Forbidden(f"This API key may not use the model '{model}'.")
+        return Route(_usable(tbl.default_gemini), base.removeprefix("models/"), grounding)
+    raise NotFound(f"The model '{model}' does not exist or you do not have access to it.")
+
+
+async def visible_aliases(identity: KeyIdentity) -> list[Mapping]:
+    tbl = await table()
+    return [m for m in tbl.mappings.values() if not m.hidden and identity.allows(m.alias)]

@@ -1,0 +1,184 @@
+"""The Gemini-native dialect's HTTP surface: /v1beta/models/... and /v1/models/..., as Google's
+SDKs and the Gemini CLI call generativelanguage.googleapis.com.
+
+The key comes as `x-goog-api-key`, `?key=` or `Authorization: Bearer` (Gemini CLI option) and
+is always the gateway key. A model on a Gemini upstream passes through natively (only model
+fields and the key change, so thought signatures, tools, safety settings, cachedContent survive);
+a model on another upstream is translated through the hub.
+"""
+
+from __future__ import annotations
+
+import orjson
+from django.http import HttpRequest, HttpResponse
+from django.urls import path, re_path
+
+from accounts.authentication import KeyIdentity
+from proxy_app.core import hub, pipeline
+from proxy_app.ledger import usage
+from proxy_app.dialects.gemini import request as gn
+from proxy_app.core.errors import GatewayError, InvalidRequest, NotFound
+from proxy_app.dialects.http import json_response, read_json, stream_response
+from proxy_app.ledger.usage import CallContext
+from proxy_app.dialects.openai import surface as openai_api
+from proxy_app.dialects.surface import Dialect, bearer, endpoint, stream_frames, unknown_route
+
+STREAM = "streamGenerateContent"
+METHODS = ("generateContent", STREAM, "countTokens", "embedContent", "batchEmbedContents")
+
+
+def google_key(request: HttpRequest) -> str:
+    return request.headers.get("x-goog-api-key") or request.GET.get("key") or bearer(request)
+
+
+def is_google_client(request: HttpRequest) -> bool:
+    return "x-goog-api-key" in request.headers or "key" in request.GET
+
+
+DIALECT = Dialect("gemini", google_key, gn.build_error, 'Bearer realm="gateway"')
+
+
+def _native_chars(obj: dict) -> int:
+    candidates = obj.get("candidates")
+    if not isinstance(candidates, list):
+        return 0
+    parts = [p for c in candidates if isinstance(c, dict) for p in ((c.get("content") or {}).get("parts") or [])]
+    return sum(len(p.get("text") or "") + len(orjson.dumps(p.get("functionCall") or "")) for p in parts if isinstance(p, dict))
+
+
+NATIVE_PROBE = pipeline.Probe(usage=gn.usage_of, chars=_native_chars)
+
+
+async def model_method(request: HttpRequest, identity: KeyIdentity, ctx: CallContext, tail: str) -> HttpResponse:
+    model, method = gn.split_model_path(tail)
+    if method not in METHODS:
+        raise NotFound(f"Method '{method or tail}' is not supported on models.", code="not_found")
+    ctx.endpoint = method
+    body = gn.normalise(read_json(request))
+    route, client = await pipeline.open_route(model, identity, ctx, **_admission_estimate(body, method))
+    if route.same_family("gemini"):
+        return await _pass_through(request, body, model, method, route, client, ctx)
+    if method in ("embedContent", "batchEmbedContents"):
+        req = gn.parse_embed_request(body, model, method)
+        return json_response(gn.build_embed_response(await pipeline.embed(req, identity, ctx), method))
+    if method == "countTokens":
+        return _count_locally(body, ctx)
+    req = gn.parse_generate_request(body, model, stream=method == STREAM)
+    await pipeline.prepare(req, route)
+    if method == STREAM:
+        encoder = gn.GenerateStreamEncoder(model, sse=_wants_sse(request), include_thoughts=req.include_thoughts)
+        events = await pipeline.stream_chat(req, client, ctx)
+        return stream_response(stream_frames(events, encoder), encoder.media_type)
+    resp = await pipeline.chat(req, client, ctx)
+    return json_response(gn.build_generate_response(resp, model, include_thoughts=req.include_thoughts))
+
+
+def _admission_estimate(body: dict, method: str) -> dict:
+    """What to reserve against the limits: the prompt, plus the most the answer may take.
+    countTokens costs nothing upstream and is not counted."""
+    if method == "countTokens":
+        return {}
+    config = body.get("generationConfig") if isinstance(body.get("generationConfig"), dict) else {}
+    most, n = config.get("maxOutputTokens"), config.get("candidateCount") or 1
+    generating = method in ("generateContent", STREAM)
+    max_tokens = most * n if generating and isinstance(most, int) and isinstance(n, int) else (None if generating else 0)
+    return {"prompt_estimate": gn.estimate_prompt(body), "max_tokens": max_tokens}
+
+
+def _wants_sse(request: HttpRequest) -> bool:
+    return request.GET.get("alt") == "sse"
+
+
+def _count_locally(body: dict, ctx: CallContext) -> HttpResponse:
+    """No countTokens upstream endpoint: estimate (mapping.md §8); the Gemini CLI calls it often."""
+    usage.record(ctx, status=200, usage=hub.Usage(source="estimated"))
+    messages = gn.parse_count_tokens_request(body)
+    return json_response(gn.count_tokens_response(hub.estimate_prompt_tokens(messages)))
+
+
+async def _pass_through(request, body: dict, alias: str, method: str, route, client, ctx: CallContext) -> HttpResponse:
+    body = gn.rewrite_models(body, method, route.upstream_model)
+    if method == STREAM:
+        encoder = gn.GenerateStreamEncoder(alias, sse=_wants_sse(request), include_thoughts=True)
+        events = await pipeline.tally_stream(
+            ctx, client.forward_stream(route.upstream_model, body), gn.estimate_prompt(body), NATIVE_PROBE
+        )
+        return stream_response(_relay(events, encoder, alias), encoder.media_type)
+    if method in ("embedContent", "batchEmbedContents"):
+        estimate = hub.Usage(prompt_tokens=gn.estimate_prompt(body), source="estimated")
+        reply = await pipeline.forward(ctx, client.forward(route.upstream_model, method, body), lambda _: estimate)
+        return json_response(reply)
+    usage_of = gn.usage_of if method == "generateContent" else (lambda _: hub.Usage())
+    reply = await pipeline.forward(ctx, client.forward(route.upstream_model, method, body), usage_of)
+    return json_response(gn.rename_model_version(reply, alias))
+
+
+async def _relay(events, encoder: gn.GenerateStreamEncoder, alias: str):
+    try:
+        async for obj in events:
+            yield encoder.frame(gn.rename_model_version(obj, alias))
+    except GatewayError as err:
+        yield encoder.error(err)
+        return
+    for frame in encoder.close():
+        yield frame
+
+
+def _page_size(request: HttpRequest) -> int | None:
+    raw = request.GET.get("pageSize")
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise InvalidRequest("pageSize must be a non-negative integer", param="pageSize")
+    return int(raw)
+
+
+async def list_models(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) -> HttpResponse:
+    infos = await pipeline.list_models(identity)
+    return json_response(gn.build_model_list(infos, _page_size(request), request.GET.get("pageToken")))
+
+
+async def get_model(request: HttpRequest, identity: KeyIdentity, ctx: CallContext, tail: str) -> HttpResponse:
+    name = tail.removeprefix("models/")
+    for info in await pipeline.list_models(identity):
+        if info.id == name:
+            return json_response(gn.build_model(info))
+    await pipeline.open_route(name, identity, ctx)  # routable but unlisted; else 404 / 403
+    return json_response(gn.build_model(hub.ModelInfo(id=name)))
+
+
+_methods = endpoint(DIALECT, "POST", "generateContent", model_method)
+_list = endpoint(DIALECT, "GET", "models.list", list_models)
+_get = endpoint(DIALECT, "GET", "models.get", get_model)
+
+
+def _shared(google_view, openai_view):
+    """GET /v1/models[/id] belongs to both OpenAI and Gemini: Google clients send their key
+    their own way (x-goog-api-key or ?key=), OpenAI clients a Bearer token."""
+
+    async def view(request: HttpRequest, **kwargs) -> HttpResponse:
+        if is_google_client(request):
+            return await google_view(request, **kwargs)
+        return await openai_view(request, **{("model_id" if k == "tail" else k): v for k, v in kwargs.items()})
+
+    view.csrf_exempt = True
+    return view
+
+
+def _routes(prefix: str) -> list:
+    return [
+        re_path(rf"^{prefix}/models/(?P<tail>.+:[a-zA-Z]+)$", _methods),
+        path(f"{prefix}/models", _list),
+        path(f"{prefix}/models/<path:tail>", _get),
+    ]
+
+
+# Listed before the OpenAI surface: /v1/models/<m>:<method> is Gemini's, and the two shared
+# GET routes decide by how the key was sent.
+urlpatterns = [
+    *_routes("v1beta"),
+    re_path(r"^v1beta/(?P<rest>.*)$", unknown_route(DIALECT)),
+    re_path(r"^v1/models/(?P<tail>.+:[a-zA-Z]+)$", _methods),
+    path("v1/models", _shared(_list, openai_api.models_view)),
+    path("v1/models/<path:tail>", _shared(_get, openai_api.model_view)),
+]

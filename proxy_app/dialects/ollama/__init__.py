@@ -1,0 +1,1 @@
+"""The Ollama client dialect (/api): request codec, response and NDJSON encoder, HTTP surface."""

@@ -1,0 +1,1 @@
+"""The accounting: limits admission, counters, the usage record, prices, roll-up and reports."""

@@ -1,0 +1,455 @@
+"""Admission before the upstream call and settlement after it: check, reserve, correct.
+
+    admission = await quota.admit(identity, model=..., prompt_estimate=..., max_tokens=..., request_id=...)
+    try:
+        ... call the upstream ...
+    finally:
+        cost = await quota.settle(admission, usage, model)
+
+`admit` reserves the request's worst case — prompt estimate + max_tokens (or
+QUOTA_DEFAULT_MAX_TOKENS), and that many tokens' cost — against every token and budget limit
+of every applicable scope (user and key), and counts it against requests per minute and requests
+in flight, all at once in the counter backend (proxy_app.counters): everything or nothing.
+`settle` replaces the reservation by the real usage and frees the in-flight slot.
+
+The bound: a limit is never overshot by more than the requests already admitted when it was
+reached, each bounded by its own reservation. Stronger in practice: admission requires
+`used + reserved + this request's worst case <= limit`, so the counted total only passes a limit
+when a request's real usage exceeds its own reservation (an upstream ignoring max_tokens, a
+prompt larger than estimated) — and then by at most that excess.
+
+Windows: requests/tokens per minute are fixed one-minute windows (a burst may straddle a
+boundary); days and months are UTC calendar periods. Day/month/budget counters are seeded from
+the usage table when missing (a restart, a new period). When the Redis store does not answer,
+QUOTA_REDIS_FAILURE decides: "closed" (default) refuses with 503, "open" admits unmetered.
+
+Known edges, each bounded by the requests in flight at that moment: a day/month counter seeded
+while requests are in flight (a limit just added, a flushed Redis) does not hold their
+reservations, and their settlement applies only (actual − reserved), clamped at 0; a request
+settled after its period ended is charged to the new period only if that counter already exists
+(otherwise the seed finds it in the usage table once the writer has flushed it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import functools
+import logging
+import math
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.db.models import Q, Sum
+
+from accounts.limits import EffectiveLimits, Scope, effective_limits
+from proxy_app.core import hub
+from proxy_app.ledger import pricing
+from proxy_app.ledger.counters import (
+    Adjust,
+    Counters,
+    Decision,
+    Release,
+    Slot,
+    StoreUnavailable,
+    get_counters,
+)
+from proxy_app.core.errors import RateLimited, UpstreamUnavailable
+
+log = logging.getLogger(__name__)
+
+DESCRIPTIONS = {
+    "rpm": "requests per minute",
+    "tpm": "tokens per minute",
+    "max_parallel": "requests in flight",
+    "daily_tokens": "tokens per day",
+    "monthly_tokens": "tokens per month",
+    "budget_usd": "monthly budget",
+}
+KINDS = tuple(DESCRIPTIONS)  # also the order limits are checked in
+TOKEN_KINDS = ("tpm", "daily_tokens", "monthly_tokens")
+QUOTA_KINDS = ("daily_tokens", "monthly_tokens", "budget_usd")  # 429 insufficient_quota
+DAY = 86_400
+
+
+class QuotaExceeded(RateLimited):
+    """A daily/monthly token quota or the monthly budget is used up (OpenAI's insufficient_quota)."""
+
+    code = "insufficient_quota"
+    kind = "insufficient_quota"
+
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+# --- windows and keys ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Counted:
+    """One limit of one scope, as counted for one admission."""
+
+    scope: Scope
+    kind: str
+    slot: Slot
+    reset_at: float  # when its window/period ends (UTC epoch seconds)
+
+
+def windows(now: float) -> dict[str, tuple[str, float, int]]:
+    """kind -> (key suffix, reset time, key TTL) of the window or period `now` falls in."""
+    minute = int(now // 60)
+    found = dict(_periods(int(now // DAY)))  # UTC days are exactly DAY seconds of epoch time
+    found["rpm"] = (f"rpm:{minute}", (minute + 1) * 60.0, 180)
+    found["tpm"] = (f"tpm:{minute}", (minute + 1) * 60.0, 180)
+    found["max_parallel"] = ("inflight", now + 1, int(_setting("QUOTA_LEASE_SECONDS", 900)))
+    return found
+
+
+@functools.lru_cache(maxsize=8)
+def _periods(day_number: int) -> dict[str, tuple[str, float, int]]:
+    """The UTC day and month containing day `day_number` (cached: calendar maths is the slow part)."""
+    day = datetime.fromtimestamp(day_number * DAY, UTC)
+    month = day.replace(day=1)
+    month_end = (month + timedelta(days=calendar.monthrange(month.year, month.month)[1])).timestamp()
+    return {
+        "daily_tokens": (f"tokens:d{day:%Y%m%d}", (day_number + 1) * DAY, 3 * DAY),
+        "monthly_tokens": (f"tokens:m{month:%Y%m}", month_end, 62 * DAY),
+        "budget_usd": (f"usd:m{month:%Y%m}", month_end, 62 * DAY),
+    }
+
+
+def _key(scope: Scope, suffix: str) -> str:
+    # The {u<id>} hash tag keeps all of one request's keys (user and key scope) in one cluster slot.
+    owner = "u" if scope.kind == "user" else "k"
+    return f"{{u{scope.user_id}}}:{owner}{scope.id}:{suffix}"
+
+
+def _mode(kind: str) -> str:
+    return {"rpm": "count", "tpm": "count", "max_parallel": "lease"}.get(kind, "seeded")
+
+
+def _limit_units(kind: str, value) -> int:
+    return pricing.micro_usd(Decimal(value)) if kind == "budget_usd" else int(value)
+
+
+def plan(limits: EffectiveLimits, now: float, *, tokens: int, micro_usd: int) -> tuple[Counted, ...]:
+    """Every counter this request touches, user scope before key scope, in KINDS order."""
+    amounts = {"rpm": 1, "max_parallel": 1, "tpm": tokens, "daily_tokens": tokens, "monthly_tokens": tokens,
+               "budget_usd": micro_usd}  # fmt: skip
+    current = windows(now)
+    counted = []
+    for kind in KINDS:
+        for scope in limits.scopes:
+            value = getattr(scope.limits, kind)
+            if value is None:
+                continue
+            suffix, reset_at, ttl = current[kind]
+            slot = Slot(_key(scope, suffix), _mode(kind), _limit_units(kind, value), amounts[kind], ttl)
+            counted.append(Counted(scope, kind, slot, reset_at))
+    return tuple(counted)
+
+
+# --- the admission ------------------------------------------------------------------------------
+
+
+@dataclass
+class Admission:
+    """What admit() reserved for one request; settle() it exactly once."""
+
+    request_id: str
+    model: str
+    now: float
+    counted: tuple[Counted, ...] = ()
+    used: tuple[int, ...] = ()  # per counted limit, before this request
+    member: str = ""  # this request's in-flight lease
+    backend: Counters | None = None
+    degraded: bool = False  # the store was down and QUOTA_REDIS_FAILURE is "open"
+    settled: bool = field(default=False, compare=False)
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.counted)
+
+    def headers(self) -> dict[str, str]:
+        """OpenAI-style x-ratelimit-* headers for the tightest applicable limit; {} when none."""
+        out: dict[str, str] = {}
+        for unit, kinds in (("requests", ("rpm",)), ("tokens", TOKEN_KINDS)):
+            tightest = self._tightest(kinds)
+            if tightest is not None:
+                c, remaining = tightest
+                out[f"x-ratelimit-limit-{unit}"] = str(c.slot.limit)
+                out[f"x-ratelimit-remaining-{unit}"] = str(remaining)
+                out[f"x-ratelimit-reset-{unit}"] = format_duration(c.reset_at - self.now)
+        return out
+
+    def _tightest(self, kinds: tuple[str, ...]) -> tuple[Counted, int] | None:
+        found = [
+            (c, max(c.slot.limit - used - c.slot.amount, 0))
+            for c, used in zip(self.counted, self.used, strict=True)
+            if c.kind in kinds
+        ]
+        return min(found, key=lambda pair: (pair[1], pair[0].reset_at)) if found else None
+
+
+def format_duration(seconds: float) -> str:
+    """OpenAI's reset format (Go durations): '1s', '59s', '6m0s', '1h0m0s'; at least 1s."""
+    total = max(1, math.ceil(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+async def admit(
+    identity,
+    *,
+    model: str,
+    prompt_estimate: int,
+    max_tokens: int | None,
+    request_id: str,
+    now: float | None = None,
+) -> Admission:
+    """Reserve this request's worst case against every applicable limit, or raise.
+
+    identity: accounts.authentication.KeyIdentity; model: the upstream model (prices);
+    max_tokens: the request's output cap, None for "not given" (QUOTA_DEFAULT_MAX_TOKENS is
+    reserved), 0 for requests without output (embeddings). Raises RateLimited (rpm, tpm, in
+    flight) or QuotaExceeded (day, month, budget) with retry_after, or UpstreamUnavailable
+    (503) when the counter store is down and QUOTA_REDIS_FAILURE is "closed".
+    """
+    table = await pricing.aload()  # fresh prices for settle(), which must not touch the database
+    limits = await effective_limits(identity)
+    now = time.time() if now is None else now
+    if limits.unlimited:
+        return Admission(request_id, model, now)
+    output = max_tokens if max_tokens is not None else int(_setting("QUOTA_DEFAULT_MAX_TOKENS", 4096))
+    worst = hub.Usage(prompt_tokens=max(prompt_estimate, 0), completion_tokens=max(output, 0))
+    counted = plan(limits, now, tokens=worst.total_tokens, micro_usd=pricing.micro_usd(table.cost(model, worst)))
+    member = f"{request_id}:{secrets.token_hex(4)}"  # unique even if a client reuses request ids
+    backend = get_counters()
+    try:
+        decision = await _reserve(backend, counted, member, now)
+    except StoreUnavailable as exc:
+        return _store_down(exc, request_id, model, now)
+    if not decision.admitted:
+        raise refusal(counted[decision.refused], decision.refused_used, now, worst)
+    return Admission(request_id, model, now, counted, decision.used, member, backend)
+
+
+async def _reserve(backend: Counters, counted: tuple[Counted, ...], member: str, now: float) -> Decision:
+    slots = [c.slot for c in counted]
+    lease_until = now + float(_setting("QUOTA_LEASE_SECONDS", 900))
+    decision = await backend.reserve(slots, member=member, now=now, lease_until=lease_until, seeds={})
+    if decision.missing:  # cold day/month counters: seed them from the usage table, then retry
+        try:
+            seeds = await seed_values([(i, counted[i]) for i in decision.missing], now)
+        except DatabaseError as exc:
+            raise StoreUnavailable(f"usage table unreadable: {exc}") from exc
+        decision = await backend.reserve(slots, member=member, now=now, lease_until=lease_until, seeds=seeds)
+        if decision.missing:
+            raise StoreUnavailable("counters vanished while being seeded")
+    return decision
+
+
+_last_open_warning = -math.inf
+
+
+def _store_down(exc: StoreUnavailable, request_id: str, model: str, now: float) -> Admission:
+    """Apply QUOTA_REDIS_FAILURE: anything but "open" fails closed (never silent unlimited use)."""
+    global _last_open_warning
+    closed = _setting("QUOTA_REDIS_FAILURE", "closed") != "open"
+    if time.monotonic() - _last_open_warning > 10:  # one log line per 10 s, not one per request
+        _last_open_warning = time.monotonic()
+        if closed:
+            log.error("rate-limit store unavailable, refusing requests (QUOTA_REDIS_FAILURE=closed): %s", exc)
+        else:
+            log.warning("rate-limit store unavailable, admitting without limits (QUOTA_REDIS_FAILURE=open): %s", exc)
+    if closed:
+        raise UpstreamUnavailable("rate-limit store unavailable", retry_after=1) from exc
+    return Admission(request_id, model, now, degraded=True)
+
+
+def refusal(c: Counted, used: int, now: float, worst: hub.Usage) -> RateLimited:
+    """The 429 for limit `c`: names the scope and limit, says when it resets and what to do."""
+    retry = max(1, math.ceil(c.reset_at - now))
+    limit = _limit_text(c)
+    message = f"{c.scope.label} exceeded {DESCRIPTIONS[c.kind]} ({c.kind}={limit}): {_detail(c, used, worst)}"
+    if c.kind != "max_parallel":
+        message += f" Resets in {format_duration(c.reset_at - now)}."
+    err = (QuotaExceeded if c.kind in QUOTA_KINDS else RateLimited)(message, retry_after=retry)
+    if c.kind == "tpm":
+        err.kind = "tokens"  # OpenAI's error.type for TPM limits ("requests" is the class default)
+    err.limit, err.scope = c.kind, c.scope.kind
+    return err
+
+
+def _detail(c: Counted, used: int, worst: hub.Usage) -> str:
+    if c.kind == "rpm":
+        return f"{used} requests this minute."
+    if c.kind == "max_parallel":
+        return f"{used} requests already in flight; retry when one finishes."
+    unit = _usd if c.kind == "budget_usd" else (lambda n: f"{n} tokens")
+    need = (
+        f"this request may use up to {unit(c.slot.amount)} "
+        f"(prompt ~{worst.prompt_tokens} + max_tokens {worst.completion_tokens})"
+    )
+    if c.slot.amount > c.slot.limit:
+        return f"{need}, more than the whole limit; lower max_tokens."
+    return f"{unit(used)} already used or reserved, {need}; lower max_tokens or wait."
+
+
+def _limit_text(c: Counted) -> str:
+    return _usd(c.slot.limit)[1:] if c.kind == "budget_usd" else str(c.slot.limit)
+
+
+def _usd(micro: int) -> str:
+    amount = Decimal(micro) / 1_000_000
+    text = f"{amount:.6f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    return f"${whole}.{frac.ljust(2, '0')}"
+
+
+# --- seeding cold counters from the usage table --------------------------------------------------
+
+
+async def seed_values(items: list[tuple[int, Counted]], now: float) -> dict[int, int]:
+    """Current day/month totals from UsageRecord for each (slot index, counted)."""
+    scopes = {(c.scope.kind, c.scope.id) for _, c in items}
+    totals = {scope: await _scope_totals(*scope, now) for scope in sorted(scopes)}
+    seeds = {}
+    for index, c in items:
+        value = totals[(c.scope.kind, c.scope.id)][c.kind] or 0
+        seeds[index] = pricing.micro_usd(Decimal(value)) if c.kind == "budget_usd" else int(value)
+    return seeds
+
+
+_totals_queries: dict[tuple, asyncio.Future] = {}
+SEED_MEMO_SECONDS = 1.0
+
+
+def clear_cache() -> None:
+    """Forget recent usage-table totals (tests that simulate a restart)."""
+    _totals_queries.clear()
+
+
+async def _scope_totals(kind: str, scope_id: int, now: float) -> dict:
+    """One query per scope and day, shared by every request that finds the same counters cold
+    at once (a restart under load would otherwise send one aggregate per request). The answer
+    is kept SEED_MEMO_SECONDS more for requests whose "missing" reply was already on its way;
+    seeds are written with SET NX, so a late duplicate changes nothing."""
+    day = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    flight = (kind, scope_id, day)
+    loop = asyncio.get_running_loop()
+    running = _totals_queries.get(flight)
+    if running is None or running.get_loop() is not loop:
+        running = _totals_queries[flight] = asyncio.ensure_future(_query_totals(kind, scope_id, day))
+
+        def drop(done: asyncio.Future) -> None:
+            if _totals_queries.get(flight) is done:
+                del _totals_queries[flight]
+
+        def forget(done: asyncio.Future) -> None:
+            if done.cancelled() or done.exception() is not None:
+                drop(done)  # never memoize a failure
+            else:
+                loop.call_later(SEED_MEMO_SECONDS, drop, done)
+
+        running.add_done_callback(forget)
+    return await asyncio.shield(running)
+
+
+async def _query_totals(kind: str, scope_id: int, day: datetime) -> dict:
+    from proxy_app.models import UsageRecord
+
+    month = day.replace(day=1)
+    month_end = month + timedelta(days=calendar.monthrange(month.year, month.month)[1])
+    owner = Q(user_id=scope_id) if kind == "user" else Q(api_key_id=scope_id)
+    return await UsageRecord.objects.filter(owner, created_at__gte=month, created_at__lt=month_end).aaggregate(
+        daily_tokens=Sum("total_tokens", filter=Q(created_at__gte=day, created_at__lt=day + timedelta(days=1))),
+        monthly_tokens=Sum("total_tokens"),
+        budget_usd=Sum("cost_usd"),
+    )
+
+
+# --- settlement ---------------------------------------------------------------------------------
+
+
+async def settle(admission: Admission, usage: hub.Usage, model: str = "", *, now: float | None = None) -> Decimal:
+    """Replace the reservation by the real usage, free the in-flight slot; return the USD cost.
+
+    Call it exactly once per admitted request, from a `finally` (success, error, disconnect);
+    later calls only return the cost. It is short: no database work (prices were loaded by
+    admit), one script call on Redis, shielded so a cancellation cannot cut it in half; if the
+    store is down it logs and returns (the lease expires by itself after QUOTA_LEASE_SECONDS).
+    Pass the same `usage` that goes into the usage record so counters and the table agree.
+    """
+    cost = pricing.cost(model or admission.model, usage)
+    if admission.settled or admission.backend is None or not admission.counted:
+        admission.settled = True
+        return cost
+    admission.settled = True
+    now = time.time() if now is None else now
+    try:
+        await admission.backend.settle(settle_ops(admission, usage.total_tokens, pricing.micro_usd(cost), now), now=now)
+    except StoreUnavailable as exc:
+        log.warning("could not settle request %s in the rate-limit store: %s", admission.request_id, exc)
+    return cost
+
+
+def settle_ops(admission: Admission, tokens: int, micro_usd: int, now: float) -> list[Adjust | Release]:
+    """Per counted limit: release the lease, or swap the reservation for the actual amount.
+
+    Actual usage goes to the window/period current at settlement (where its usage record will
+    be dated); the reservation is taken back from the one it was made in.
+    """
+    ops: list[Adjust | Release] = []
+    current = windows(now)
+    for c in admission.counted:
+        if c.kind == "max_parallel":
+            ops.append(Release(c.slot.key, admission.member))
+            continue
+        if c.kind == "rpm":
+            continue
+        actual = micro_usd if c.kind == "budget_usd" else tokens
+        suffix, _, ttl = current[c.kind]
+        key = _key(c.scope, suffix)
+        if key == c.slot.key:
+            ops.append(Adjust(key, actual - c.slot.amount, ttl))
+        else:
+            ops.append(Adjust(c.slot.key, -c.slot.amount, c.slot.ttl))
+            ops.append(Adjust(key, actual, ttl, create=c.slot.mode == "count"))
+    return ops
+
+
+# --- reading (dashboards, member page) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LimitStatus:
+    scope: str  # "user alice", "key gw-…"
+    kind: str
+    limit: int  # micro-USD for budget_usd
+    used: int | None  # None: not counted yet in this period (see the usage table)
+    reset_at: float
+
+
+async def status(identity, *, now: float | None = None) -> list[LimitStatus]:
+    """Current counter values against every applicable limit (no reservation, no seeding)."""
+    limits = await effective_limits(identity)
+    now = time.time() if now is None else now
+    counted = plan(limits, now, tokens=0, micro_usd=0)
+    if not counted:
+        return []
+    values = await get_counters().read([c.slot for c in counted], now=now)
+    return [
+        LimitStatus(c.scope.label, c.kind, c.slot.limit, v, c.reset_at) for c, v in zip(counted, values, strict=True)
+    ]

@@ -1,0 +1,1 @@
+"""Operations: the access log, metrics, health and detailed request logs."""
