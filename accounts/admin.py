@@ -135,8 +135,17 @@ class KeyChangeList(ChangeList):
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     form = ApiKeyForm
-    list_display = ["name", "user", "prefix", "status", "created_at", "last_used_at", "recent_requests",
-                    "recent_tokens", "recent_cost"]  # fmt: skip
+    list_display = [
+        "name",
+        "user",
+        "prefix",
+        "status",
+        "created_at",
+        "last_used_at",
+        "recent_requests",
+        "recent_tokens",
+        "recent_cost",
+    ]
     list_filter = [KeyStatusFilter, "created_at", "last_used_at"]
     list_select_related = ["user"]
     search_fields = ["name", "prefix", "user__username"]
@@ -164,8 +173,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
         secret = getattr(request, "_new_api_key_secret", None)
         if not secret:
             return super().response_add(request, obj, post_url_continue)
-        context = {**self.admin_site.each_context(request), "key": obj, "secret": secret,
-                   "base_url": request.build_absolute_uri("/").rstrip("/"), "title": "API key created"}
+        context = {
+            **self.admin_site.each_context(request),
+            "key": obj,
+            "secret": secret,
+            "base_url": request.build_absolute_uri("/").rstrip("/"),
+            "title": "API key created",
+        }
         return TemplateResponse(request, "admin/accounts/apikey/secret_once.html", context)
 
     @admin.action(description="Revoke selected keys")

@@ -16,9 +16,9 @@ from cachetools import TTLCache
 from django.conf import settings
 from django.utils import timezone
 
-from gateway_site.singleflight import SingleFlight
 from accounts.keys import hash_secret, looks_like_key
 from accounts.models import ApiKey
+from gateway_site.singleflight import SingleFlight
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from cachetools import TTLCache
 from django.conf import settings
 from django.db.models import Q
 
-from gateway_site.singleflight import SingleFlight
 from accounts.models import Limits
+from gateway_site.singleflight import SingleFlight
 
 _VALUE_FIELDS = ("user_id", "api_key_id", "is_default", *Limits.LIMIT_FIELDS)
 
@@ -64,9 +64,7 @@ class EffectiveLimits:
 
 NO_LIMITS = EffectiveLimits(())
 
-_cache: TTLCache = TTLCache(
-    maxsize=10_000, ttl=getattr(settings, "LIMITS_CACHE_SECONDS", 2.0), timer=time.monotonic
-)
+_cache: TTLCache = TTLCache(maxsize=10_000, ttl=getattr(settings, "LIMITS_CACHE_SECONDS", 2.0), timer=time.monotonic)
 _MISSING = object()
 _flight = SingleFlight()  # concurrent misses for one user and key run one query
 
@@ -109,8 +107,9 @@ async def effective_limits(identity) -> EffectiveLimits:
 
 async def _load(identity) -> EffectiveLimits:
     rows = [row async for row in _query(identity.user_id, identity.key_id)]
-    return resolve(rows, user_id=identity.user_id, key_id=identity.key_id, username=identity.username,
-                   prefix=identity.prefix)
+    return resolve(
+        rows, user_id=identity.user_id, key_id=identity.key_id, username=identity.username, prefix=identity.prefix
+    )
 
 
 def effective_limits_sync(

@@ -74,10 +74,15 @@ def _live_limits(user) -> list[dict]:
         log.warning("could not read rate-limit counters for the member page", exc_info=True)
         return []
     return [
-        {"label": PER_MINUTE_KINDS[s.kind], "limit": s.limit, "used": s.used or 0,
-         "remaining": max(s.limit - (s.used or 0), 0)}
-        for s in statuses if s.kind in PER_MINUTE_KINDS
-    ]  # fmt: skip
+        {
+            "label": PER_MINUTE_KINDS[s.kind],
+            "limit": s.limit,
+            "used": s.used or 0,
+            "remaining": max(s.limit - (s.used or 0), 0),
+        }
+        for s in statuses
+        if s.kind in PER_MINUTE_KINDS
+    ]
 
 
 # csrf_protect on each POST view: the gateway's wrapped CSRF middleware (gateway_site/middleware.py)

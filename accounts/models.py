@@ -62,7 +62,11 @@ class Limits(models.Model):
         "tokens per UTC month", null=True, blank=True, validators=[MinValueValidator(1)]
     )
     budget_usd = models.DecimalField(
-        "monthly budget (USD)", max_digits=12, decimal_places=4, null=True, blank=True,
+        "monthly budget (USD)",
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
         validators=[MinValueValidator(Decimal("0.0001"))],
     )
     updated_at = models.DateTimeField(auto_now=True)

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.load import Run, Target, direct_target, gateway_target, measure
@@ -27,16 +27,16 @@ SLOW_DELAY = 0.2  # seconds between the slow fake's events: 20 chunks -> about 3
 class Plan:
     """How much load each scenario sends (a count and a time cap: whichever ends first)."""
 
-    sequential: int = 300        # non-streamed, one after another
-    streams: int = 200           # streamed, one after another
-    requests: int = 3000         # non-streamed, `concurrency` workers (and again with 4x workers)
+    sequential: int = 300  # non-streamed, one after another
+    streams: int = 200  # streamed, one after another
+    requests: int = 3000  # non-streamed, `concurrency` workers (and again with 4x workers)
     concurrency: int = 32
     concurrent_streams: int = 1000
     stream_concurrency: int = 16
-    slow_streams: int = 1000     # all at once, against the slow fake (0: skip)
-    time_cap: float = 10.0       # seconds per concurrent run; sequential runs get twice that
-    chunk_delay: float = 0.0     # seconds between the fake upstream's SSE events
-    client: str = "aiohttp"      # the load generator's HTTP client: aiohttp, httpx (one per worker), httpx-shared
+    slow_streams: int = 1000  # all at once, against the slow fake (0: skip)
+    time_cap: float = 10.0  # seconds per concurrent run; sequential runs get twice that
+    chunk_delay: float = 0.0  # seconds between the fake upstream's SSE events
+    client: str = "aiohttp"  # the load generator's HTTP client: aiohttp, httpx (one per worker), httpx-shared
     servers: list[str] = field(default_factory=lambda: ["uvicorn"])  # gateway sides: SERVER[xWORKERS]
     gateway_env: dict[str, str] = field(default_factory=dict)
     peers: dict[str, str] = field(default_factory=dict)
@@ -45,24 +45,51 @@ class Plan:
 def parse_plan(argv: list[str] | None) -> Plan:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts, a ~30 s smoke test")
-    parser.add_argument("--requests", type=int, help="requests in the throughput runs (default 3000; "
-                        "the concurrent-stream run sends a third of it)")
-    parser.add_argument("--concurrency", type=int, help="workers in the first throughput run (default 32; "
-                        "the second uses 4x, the concurrent-stream run half)")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        help="requests in the throughput runs (default 3000; the concurrent-stream run sends a third of it)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        help="workers in the first throughput run (default 32; the second uses 4x, the concurrent-stream run half)",
+    )
     parser.add_argument("--slow-streams", type=int, help="slow streams opened at once (default 1000; 0 skips)")
-    parser.add_argument("--chunk-delay", type=float, default=0.0,
-                        help="seconds between the fast fake upstream's streamed events (default 0)")
-    parser.add_argument("--servers", default="uvicorn",
-                        help="gateway sides, comma-separated SERVER[xWORKERS] (uvicorn, daphne, granian), "
-                        "e.g. daphne,uvicorn,granian or uvicorn,uvicornx2 (workers >1 need REDIS_URL)")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra environment for the gateway, e.g. GATEWAY_UPSTREAM_TRANSPORT=httpx")
-    parser.add_argument("--peer", action="append", default=[], metavar="NAME=COMMAND",
-                        help="another OpenAI-dialect gateway: a shell command with {port} and {upstream} "
-                        "(the fake's URL; the bench's Bearer key is the upstream key)")
-    parser.add_argument("--client", choices=("aiohttp", "httpx", "httpx-shared"), default="aiohttp",
-                        help="the load generator's client (default aiohttp, the cheapest; httpx-shared "
-                        "costs it several times more CPU; see bench/README.md)")
+    parser.add_argument(
+        "--chunk-delay",
+        type=float,
+        default=0.0,
+        help="seconds between the fast fake upstream's streamed events (default 0)",
+    )
+    parser.add_argument(
+        "--servers",
+        default="uvicorn",
+        help="gateway sides, comma-separated SERVER[xWORKERS] (uvicorn, daphne, granian), "
+        "e.g. daphne,uvicorn,granian or uvicorn,uvicornx2 (workers >1 need REDIS_URL)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the gateway, e.g. GATEWAY_UPSTREAM_TRANSPORT=httpx",
+    )
+    parser.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="another OpenAI-dialect gateway: a shell command with {port} and {upstream} "
+        "(the fake's URL; the bench's Bearer key is the upstream key)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("aiohttp", "httpx", "httpx-shared"),
+        default="aiohttp",
+        help="the load generator's client (default aiohttp, the cheapest; httpx-shared "
+        "costs it several times more CPU; see bench/README.md)",
+    )
     args = parser.parse_args(argv)
     plan = Plan(30, 20, 300, 32, 100, 16, 100, 3.0) if args.quick else Plan()
     if args.requests:
@@ -97,16 +124,26 @@ def server_spec(spec: str) -> tuple[str, int]:
     return name, int(workers or 1)
 
 
-async def run_side(side: str, fast: Target, slow: Target, plan: Plan, pids,
-                   only: set[str] | None = None) -> dict[tuple[str, str], Run]:
+async def run_side(
+    side: str, fast: Target, slow: Target, plan: Plan, pids, only: set[str] | None = None
+) -> dict[tuple[str, str], Run]:
     runs = {}
     for name, stream, count, workers, cap, warmup, use_slow in scenarios(plan):
         if only is not None and name not in only:
             continue
         target = slow if use_slow else fast
         print(f"  {name:<20} {side:<14} {count} x {workers} worker(s) ...", end="", flush=True, file=sys.stderr)
-        run = await measure(name, target, stream=stream, count=count, workers=workers, time_cap=cap,
-                            pids=pids(), client=plan.client, warmup=warmup)
+        run = await measure(
+            name,
+            target,
+            stream=stream,
+            count=count,
+            workers=workers,
+            time_cap=cap,
+            pids=pids(),
+            client=plan.client,
+            warmup=warmup,
+        )
         run.target = side
         runs[name, side] = run
         print(f" {run.ok}/{run.sent} ok in {run.seconds:.1f}s", file=sys.stderr)
@@ -117,7 +154,9 @@ def run_all(plan: Plan, stack: Stack) -> tuple[dict[tuple[str, str], Run], dict[
     runs: dict[tuple[str, str], Run] = {}
     usage: dict[str, dict] = {}
     fake_only = lambda: {k: v for k, v in stack.pids().items() if k in ("fake", "slow")}  # noqa: E731
-    runs |= asyncio.run(run_side("direct", direct_target(stack.fake_url), direct_target(stack.slow_url), plan, fake_only))
+    runs |= asyncio.run(
+        run_side("direct", direct_target(stack.fake_url), direct_target(stack.slow_url), plan, fake_only)
+    )
     for spec in plan.servers:
         server, workers = server_spec(spec)
         before = stack.usage_totals()["requests"] if stack.api_key else 0
@@ -172,8 +211,16 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stack.stop_all()
     print(table(runs, facts, usage, plan))
-    path = save({"finished": datetime.now(timezone.utc).isoformat(), "seconds": time.monotonic() - started,
-                 "machine": facts, "plan": asdict(plan), "runs": list(runs.values()), "usage": usage})
+    path = save(
+        {
+            "finished": datetime.now(UTC).isoformat(),
+            "seconds": time.monotonic() - started,
+            "machine": facts,
+            "plan": asdict(plan),
+            "runs": list(runs.values()),
+            "usage": usage,
+        }
+    )
     print(f"\nWhole run: {time.monotonic() - started:.0f} s. Full results: {path}")
     errors = sum(run.errors for run in runs.values())
     bad_usage = any(u.get("error") or u["sent"] != u["recorded_after_stop"] for u in usage.values())

@@ -15,8 +15,8 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -25,8 +25,20 @@ import redis
 from bench.load import gateway_target, measure
 from bench.servers import Stack, free_port
 
-LIMITS = ("--rpm", "10000000", "--tpm", "1000000000", "--max-parallel", "100000", "--daily-tokens", "1000000000",
-          "--monthly-tokens", "1000000000", "--budget-usd", "1000000")
+LIMITS = (
+    "--rpm",
+    "10000000",
+    "--tpm",
+    "1000000000",
+    "--max-parallel",
+    "100000",
+    "--daily-tokens",
+    "1000000000",
+    "--monthly-tokens",
+    "1000000000",
+    "--budget-usd",
+    "1000000",
+)
 
 
 def redis_calls(url: str) -> int:
@@ -40,18 +52,27 @@ def redis_calls(url: str) -> int:
 async def scenarios(stack: Stack, sequential: int, requests: int, workers: int) -> dict:
     target = gateway_target(stack.gateway_url, stack.api_key)
     seq = await measure("sequential", target, stream=False, count=sequential, workers=1, time_cap=30, pids=stack.pids())
-    tput = await measure("throughput", target, stream=False, count=requests, workers=workers, time_cap=15,
-                         pids=stack.pids())
-    return {"p50": seq.latency_ms["p50"], "p99": seq.latency_ms["p99"], "rps": tput.per_second,
-            "cpu": tput.cpu_ms_per_request.get("gateway", 0.0), "errors": seq.errors + tput.errors,
-            "sent": target.sent}
+    tput = await measure(
+        "throughput", target, stream=False, count=requests, workers=workers, time_cap=15, pids=stack.pids()
+    )
+    return {
+        "p50": seq.latency_ms["p50"],
+        "p99": seq.latency_ms["p99"],
+        "rps": tput.per_second,
+        "cpu": tput.cpu_ms_per_request.get("gateway", 0.0),
+        "errors": seq.errors + tput.errors,
+        "sent": target.sent,
+    }
 
 
 def run(config: str, stack: Stack, args) -> dict:
     stack.stop("gateway")
     limits = () if config == "off" else LIMITS
-    stack.extra_env = {"REDIS_URL": args.redis_url, "GATEWAY_QUOTA_REDIS_PREFIX": f"gwbench-{uuid.uuid4().hex[:8]}"} \
-        if config == "redis" else {}
+    stack.extra_env = (
+        {"REDIS_URL": args.redis_url, "GATEWAY_QUOTA_REDIS_PREFIX": f"gwbench-{uuid.uuid4().hex[:8]}"}
+        if config == "redis"
+        else {}
+    )
     stack.start_gateway(limits=limits)
     before = redis_calls(args.redis_url) if config == "redis" else 0
     result = asyncio.run(scenarios(stack, args.sequential, args.requests, args.concurrency))
@@ -62,12 +83,18 @@ def run(config: str, stack: Stack, args) -> dict:
 
 def report(results: dict[str, dict]) -> str:
     off = results["off"]
-    lines = ["redis/req = script round trips per request: one admission on the request's path, one settlement"
-             " after the answer (not waited for); CPU ms/req = the gateway process's, in the throughput run", f"{'limits':<22}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'rps vs off':>12}{'p50 vs off':>12}{'redis/req':>11}{'CPU ms/req':>12}"]
+    lines = [
+        "redis/req = script round trips per request: one admission on the request's path, one settlement"
+        " after the answer (not waited for); CPU ms/req = the gateway process's, in the throughput run",
+        f"{'limits':<22}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'rps vs off':>12}{'p50 vs off':>12}"
+        f"{'redis/req':>11}{'CPU ms/req':>12}",
+    ]
     for name, r in results.items():
         calls = f"{r['redis_calls_per_request']:.2f}" if "redis_calls_per_request" in r else "-"
-        lines.append(f"{name:<22}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['rps']:>9.0f}"
-                     f"{r['rps'] / off['rps']:>11.2f}x{r['p50'] / off['p50']:>11.2f}x{calls:>11}{r['cpu']:>12.2f}")
+        lines.append(
+            f"{name:<22}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['rps']:>9.0f}"
+            f"{r['rps'] / off['rps']:>11.2f}x{r['p50'] / off['p50']:>11.2f}x{calls:>11}{r['cpu']:>12.2f}"
+        )
     return "\n".join(lines)
 
 
@@ -76,8 +103,11 @@ def private_redis(workdir: Path) -> tuple[str, subprocess.Popen | None]:
     if binary is None:
         return "", None
     port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     for _ in range(100):
         try:

@@ -19,7 +19,9 @@ from httpx_aiohttp import AiohttpTransport
 from bench.servers import UPSTREAM_KEY, cpu_seconds, rss_mb
 
 # 16 words: the fake echoes them after 4 of its own, one word per event -> a 20-chunk stream.
-PROMPT = "Write one short sentence about benchmarks that measure a gateway against the direct path, please, today, thanks."
+PROMPT = (
+    "Write one short sentence about benchmarks that measure a gateway against the direct path, please, today, thanks."
+)
 MODEL = "gemini-2.5-flash"
 
 
@@ -37,10 +39,10 @@ class Target:
     headers: dict[str, str]
     body: dict
     stream_body: dict
-    text_of: Callable[[dict], str]   # a non-streamed JSON answer -> its completion text
+    text_of: Callable[[dict], str]  # a non-streamed JSON answer -> its completion text
     delta_of: Callable[[dict], str]  # one SSE event -> its piece of text
-    needs_done: bool                 # the stream must end with `data: [DONE]`
-    sent: int = 0                    # every request sent, warm-ups included
+    needs_done: bool  # the stream must end with `data: [DONE]`
+    sent: int = 0  # every request sent, warm-ups included
 
 
 @dataclass
@@ -57,8 +59,8 @@ class Run:
     errors: int = 0
     seconds: float = 0.0
     per_second: float = 0.0
-    latency_ms: dict[str, float] = field(default_factory=dict)   # whole request / whole stream
-    ttft_ms: dict[str, float] = field(default_factory=dict)      # first content event (streams)
+    latency_ms: dict[str, float] = field(default_factory=dict)  # whole request / whole stream
+    ttft_ms: dict[str, float] = field(default_factory=dict)  # first content event (streams)
     cpu_ms_per_request: dict[str, float] = field(default_factory=dict)
     error_kinds: dict[str, int] = field(default_factory=dict)
     warmup_errors: int = 0
@@ -82,17 +84,33 @@ def _openai_text(data: dict, key: str) -> str:
 def direct_target(base_url: str) -> Target:
     body = {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}]}
     models = f"{base_url}/v1beta/models/{MODEL}"
-    return Target("direct", f"{models}:generateContent", f"{models}:streamGenerateContent?alt=sse",
-                  {"x-goog-api-key": UPSTREAM_KEY}, body, body, _gemini_text, _gemini_text, False)
+    return Target(
+        "direct",
+        f"{models}:generateContent",
+        f"{models}:streamGenerateContent?alt=sse",
+        {"x-goog-api-key": UPSTREAM_KEY},
+        body,
+        body,
+        _gemini_text,
+        _gemini_text,
+        False,
+    )
 
 
 def gateway_target(base_url: str, api_key: str, name: str = "gateway", model: str = MODEL) -> Target:
     """An OpenAI-dialect side: this gateway (any server) or a peer gateway given on the command line."""
     body = {"model": model, "messages": [{"role": "user", "content": PROMPT}]}
-    return Target(name, f"{base_url}/v1/chat/completions", f"{base_url}/v1/chat/completions",
-                  {"authorization": f"Bearer {api_key}"}, {**body, "stream": False},
-                  {**body, "stream": True}, lambda d: _openai_text(d, "message"),
-                  lambda d: _openai_text(d, "delta"), True)
+    return Target(
+        name,
+        f"{base_url}/v1/chat/completions",
+        f"{base_url}/v1/chat/completions",
+        {"authorization": f"Bearer {api_key}"},
+        {**body, "stream": False},
+        {**body, "stream": True},
+        lambda d: _openai_text(d, "message"),
+        lambda d: _openai_text(d, "delta"),
+        True,
+    )
 
 
 _SSL = ssl.create_default_context()
@@ -102,8 +120,14 @@ def summary(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
     cuts = statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else values * 99
-    return {"p50": cuts[49], "p90": cuts[89], "p99": cuts[98], "mean": statistics.fmean(values),
-            "min": min(values), "max": max(values)}
+    return {
+        "p50": cuts[49],
+        "p90": cuts[89],
+        "p99": cuts[98],
+        "mean": statistics.fmean(values),
+        "min": min(values),
+        "max": max(values),
+    }
 
 
 async def call(client: httpx.AsyncClient, target: Target, stream: bool) -> tuple[float, float | None]:
@@ -118,8 +142,7 @@ async def call(client: httpx.AsyncClient, target: Target, stream: bool) -> tuple
             raise BadAnswer("empty completion")
         return (time.perf_counter() - started) * 1000, None
     first, text, done = None, [], False
-    async with client.stream("POST", target.stream_url, json=target.stream_body,
-                             headers=target.headers) as resp:
+    async with client.stream("POST", target.stream_url, json=target.stream_body, headers=target.headers) as resp:
         if resp.status_code != 200:
             await resp.aread()
             raise BadAnswer(f"HTTP {resp.status_code}")
@@ -141,8 +164,9 @@ async def call(client: httpx.AsyncClient, target: Target, stream: bool) -> tuple
     return (time.perf_counter() - started) * 1000, (first - started) * 1000
 
 
-async def _pool(clients: list[httpx.AsyncClient], target: Target, stream: bool, count: int,
-                time_cap: float, run: Run | None) -> int:
+async def _pool(
+    clients: list[httpx.AsyncClient], target: Target, stream: bool, count: int, time_cap: float, run: Run | None
+) -> int:
     """One loop per client shares `count` requests until done or `time_cap` s pass; returns errors."""
     deadline = time.perf_counter() + time_cap
     issued = errors = 0
@@ -171,9 +195,18 @@ async def _pool(clients: list[httpx.AsyncClient], target: Target, stream: bool, 
     return errors
 
 
-async def measure(scenario: str, target: Target, *, stream: bool, count: int, workers: int,
-                  time_cap: float, pids: dict[str, int], client: str = "aiohttp",
-                  warmup: int | None = None) -> Run:
+async def measure(
+    scenario: str,
+    target: Target,
+    *,
+    stream: bool,
+    count: int,
+    workers: int,
+    time_cap: float,
+    pids: dict[str, int],
+    client: str = "aiohttp",
+    warmup: int | None = None,
+) -> Run:
     """Warm up fresh keep-alive clients, then run the scenario and return its figures.
 
     `client` is how the load generator talks: "aiohttp" (default) is one httpx client over
@@ -187,8 +220,9 @@ async def measure(scenario: str, target: Target, *, stream: bool, count: int, wo
     run = Run(scenario, target.name, stream, workers, count)
     async with contextlib.AsyncExitStack() as stack:
         if client == "aiohttp":
-            transport = AiohttpTransport(client=lambda: aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ssl=_SSL)))
+            transport = AiohttpTransport(
+                client=lambda: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=_SSL))
+            )
             clients = [await stack.enter_async_context(httpx.AsyncClient(transport=transport, timeout=60.0))] * workers
         else:
             shared = client == "httpx-shared"
@@ -196,8 +230,10 @@ async def measure(scenario: str, target: Target, *, stream: bool, count: int, wo
             limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
             # One SSL context for all clients (loopback is plain HTTP): building one per client loads
             # the CA bundle each time, which made 1000 clients cost the load generator seconds and ~1 GB.
-            opened = [await stack.enter_async_context(httpx.AsyncClient(limits=limits, timeout=60.0, verify=_SSL))
-                      for _ in range(1 if shared else workers)]
+            opened = [
+                await stack.enter_async_context(httpx.AsyncClient(limits=limits, timeout=60.0, verify=_SSL))
+                for _ in range(1 if shared else workers)
+            ]
             clients = opened * workers if shared else opened
         warm = max(2 * workers, 10) if warmup is None else warmup
         run.warmup_errors = await _pool(clients, target, stream, warm, 10.0, None)

@@ -7,7 +7,7 @@ import os
 import platform
 import sys
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
@@ -20,8 +20,11 @@ PACKAGES = ("django", "daphne", "uvicorn", "granian", "httpx", "aiohttp")
 def machine() -> dict:
     model = ""
     try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     versions = {}
@@ -97,8 +100,9 @@ def table(runs: dict[tuple[str, str], Run], facts: dict, usage: dict, plan) -> s
     v = facts["versions"]
     lines = [
         f"Machine: {facts['cpus_usable']} usable CPU(s) of {facts['cpu_count']} ({facts['cpu_model'] or '?'}), "
-        f"Python {facts['python']}, " + ", ".join(f"{k} {v[k]}" for k in PACKAGES) +
-        f"; load average at start {', '.join(f'{x:.2f}' for x in facts['loadavg_at_start'])}.",
+        f"Python {facts['python']}, "
+        + ", ".join(f"{k} {v[k]}" for k in PACKAGES)
+        + f"; load average at start {', '.join(f'{x:.2f}' for x in facts['loadavg_at_start'])}.",
         "All sides share the 2 cores with the load generator and the fake upstream(s): read ratios to "
         "`direct` (in brackets) rather than absolute figures. CPU is each side's own processes "
         "(/proc, workers included); for `direct` it is the fake's.",
@@ -133,16 +137,21 @@ def usage_line(side: str, usage: dict) -> str:
     if "error" in usage:
         return f"Usage check {side} FAILED: {usage['error']}"
     missing = usage["sent"] - usage["recorded_after_stop"]
-    verdict = "OK: every request recorded" if missing == 0 else (
-        f"MISMATCH: {abs(missing)} {'missing' if missing > 0 else 'extra'} usage row(s)")
-    return (f"Usage check {side}: {usage['sent']} requests sent (warm-ups included); rows counted "
-            f"{usage['recorded_live']} 1 s after the load, {usage['recorded_after_stop']} after a graceful "
-            f"stop (exit code {usage['gateway_exit']}) -> {verdict}.")
+    verdict = (
+        "OK: every request recorded"
+        if missing == 0
+        else (f"MISMATCH: {abs(missing)} {'missing' if missing > 0 else 'extra'} usage row(s)")
+    )
+    return (
+        f"Usage check {side}: {usage['sent']} requests sent (warm-ups included); rows counted "
+        f"{usage['recorded_live']} 1 s after the load, {usage['recorded_after_stop']} after a graceful "
+        f"stop (exit code {usage['gateway_exit']}) -> {verdict}."
+    )
 
 
 def save(payload: dict) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    path = RESULTS_DIR / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     payload = {**payload, "runs": [asdict(run) for run in payload["runs"]]}
     path.write_text(json.dumps(payload, indent=2))
     return path

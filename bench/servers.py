@@ -116,8 +116,9 @@ class Stack:
 
     def manage(self, *args: str) -> str:
         """Run `manage.py ARGS` with the gateway's environment; return its stdout."""
-        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120
+        )
         if done.returncode:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stderr[-2000:]}")
         return done.stdout
@@ -131,25 +132,69 @@ class Stack:
         for name, port, delay in (("fake", self.fake_port, self.chunk_delay), ("slow", self.slow_port, slow_delay)):
             if delay is None:
                 continue
-            self._spawn(name, [sys.executable, "-m", "tests.fakes.gemini", "--host", HOST, "--port", str(port),
-                               "--api-key", UPSTREAM_KEY, "--chunk-delay", str(delay), "--server", self.fake_server])
+            self._spawn(
+                name,
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.fakes.gemini",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(port),
+                    "--api-key",
+                    UPSTREAM_KEY,
+                    "--chunk-delay",
+                    str(delay),
+                    "--server",
+                    self.fake_server,
+                ],
+            )
             self._wait_ready(name, f"http://{HOST}:{port}/v1beta/models", {"x-goog-api-key": UPSTREAM_KEY}, timeout)
 
-    def start_gateway(self, timeout: float = 30.0, limits: tuple[str, ...] = (), server: str = "uvicorn",
-                      workers: int = 1, env: dict[str, str] | None = None) -> None:
+    def start_gateway(
+        self,
+        timeout: float = 30.0,
+        limits: tuple[str, ...] = (),
+        server: str = "uvicorn",
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+    ) -> None:
         """A gateway on this stack's database; `limits` are set_limits flags for the bench user.
         With a slow fake running, the alias `slow` maps to it (an upstream of its own)."""
         self.manage("migrate", "--noinput")
         if not self.api_key:
             self.api_key = self.manage("issue_token", "bench", "--create-user").strip().splitlines()[-1]
             if "slow" in self.procs:
-                self.manage("add_upstream", "slow", "--kind", "gemini", "--base-url", self.slow_url,
-                            "--api-key-env", "BENCH_SLOW_KEY")
+                self.manage(
+                    "add_upstream",
+                    "slow",
+                    "--kind",
+                    "gemini",
+                    "--base-url",
+                    self.slow_url,
+                    "--api-key-env",
+                    "BENCH_SLOW_KEY",
+                )
                 self.manage("map_model", "slow", "gemini-2.5-flash", "--upstream", "slow")
         self.manage("set_limits", "--user", "bench", *(limits or ("--clear",)))
         self.gateway_env = env or {}
-        self._spawn("gateway", [sys.executable, "-m", "gateway_site.serve", "-b", HOST, "-p",
-                                str(self.gateway_port), "--server", server, "--workers", str(workers)])
+        self._spawn(
+            "gateway",
+            [
+                sys.executable,
+                "-m",
+                "gateway_site.serve",
+                "-b",
+                HOST,
+                "-p",
+                str(self.gateway_port),
+                "--server",
+                server,
+                "--workers",
+                str(workers),
+            ],
+        )
         self._wait_ready("gateway", f"{self.gateway_url}/health", {}, timeout)
 
     def start_peer(self, name: str, command: str, timeout: float = 30.0) -> str:
@@ -186,10 +231,11 @@ class Stack:
         return json.loads(self.manage("usage_report", "--json").strip().splitlines()[-1])["totals"]
 
     def _spawn(self, name: str, argv: list[str]) -> None:
-        log = open(self.workdir / f"{name}.log", "wb")
+        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115  (closed below, once the child has it)
         # A session of their own: Ctrl-C reaches only us, and we stop them in order, gracefully.
-        self.procs[name] = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = subprocess.Popen(
+            argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
 
     def _wait_ready(self, name: str, url: str, headers: dict, timeout: float) -> None:

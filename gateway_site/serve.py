@@ -36,12 +36,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m gateway_site.serve", description=__doc__.split("\n")[0])
     parser.add_argument("-b", "--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("-p", "--port", type=int, default=8000, help="port (default 8000)")
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("GATEWAY_WORKERS", "1")),
-                        help="processes sharing the port (default 1, or GATEWAY_WORKERS); >1 needs REDIS_URL")
-    parser.add_argument("--server", choices=("uvicorn", "daphne", "granian"),
-                        default=os.environ.get("GATEWAY_SERVER", "uvicorn"), help="ASGI server (default uvicorn)")
-    parser.add_argument("--proxy-headers", action="store_true",
-                        help="trust X-Forwarded-For/-Proto from FORWARDED_ALLOW_IPS (behind a reverse proxy)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("GATEWAY_WORKERS", "1")),
+        help="processes sharing the port (default 1, or GATEWAY_WORKERS); >1 needs REDIS_URL",
+    )
+    parser.add_argument(
+        "--server",
+        choices=("uvicorn", "daphne", "granian"),
+        default=os.environ.get("GATEWAY_SERVER", "uvicorn"),
+        help="ASGI server (default uvicorn)",
+    )
+    parser.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="trust X-Forwarded-For/-Proto from FORWARDED_ALLOW_IPS (behind a reverse proxy)",
+    )
     parser.add_argument("app", nargs="?", default=APP, help=argparse.SUPPRESS)  # older command lines named it
     args = parser.parse_args(argv)
     if args.workers < 1:
@@ -54,8 +65,10 @@ def check_workers(workers: int, server: str, environ=os.environ) -> str | None:
     if workers == 1:
         return None
     if not environ.get("REDIS_URL"):
-        return (f"--workers {workers} needs REDIS_URL: without it every process keeps its own counters, "
-                "so rate limits, quotas and in-flight caps would each be multiplied by the worker count.")
+        return (
+            f"--workers {workers} needs REDIS_URL: without it every process keeps its own counters, "
+            "so rate limits, quotas and in-flight caps would each be multiplied by the worker count."
+        )
     if server == "daphne":
         return "daphne serves one process per port; use --server uvicorn (the default) for --workers"
     return None
@@ -77,18 +90,37 @@ def grace_seconds() -> int:
 def run_uvicorn(args: argparse.Namespace) -> None:
     import uvicorn
 
-    uvicorn.run(args.app, host=args.bind, port=args.port, workers=args.workers, loop="uvloop", http="httptools",
-                lifespan="on", access_log=False, proxy_headers=args.proxy_headers, server_header=False,
-                timeout_graceful_shutdown=grace_seconds(), log_level=os.environ.get("GATEWAY_SERVER_LOG_LEVEL", "info"))
+    uvicorn.run(
+        args.app,
+        host=args.bind,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        proxy_headers=args.proxy_headers,
+        server_header=False,
+        timeout_graceful_shutdown=grace_seconds(),
+        log_level=os.environ.get("GATEWAY_SERVER_LOG_LEVEL", "info"),
+    )
 
 
 def run_granian(args: argparse.Namespace) -> None:
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
-    Granian(args.app, address=args.bind, port=args.port, interface=Interfaces.ASGI, workers=args.workers,
-            loop=Loops.uvloop, log_access=False, respawn_failed_workers=True,
-            workers_kill_timeout=grace_seconds()).serve()
+    Granian(
+        args.app,
+        address=args.bind,
+        port=args.port,
+        interface=Interfaces.ASGI,
+        workers=args.workers,
+        loop=Loops.uvloop,
+        log_access=False,
+        respawn_failed_workers=True,
+        workers_kill_timeout=grace_seconds(),
+    ).serve()
 
 
 def run_daphne(args: argparse.Namespace) -> None:

@@ -275,14 +275,21 @@ LOGGING["formatters"]["json_line"] = {"()": "proxy_app.ops.observability.JsonLin
 _access_handlers = []
 if ACCESS_LOG_STDOUT:
     LOGGING["handlers"]["access_stdout"] = {
-        "class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json_line",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+        "formatter": "json_line",
     }
     _access_handlers.append("access_stdout")
 if ACCESS_LOG_FILE:
     Path(ACCESS_LOG_FILE).parent.mkdir(parents=True, exist_ok=True)
     LOGGING["handlers"]["access_file"] = {
-        "class": "logging.handlers.RotatingFileHandler", "filename": ACCESS_LOG_FILE, "formatter": "json_line",
-        "maxBytes": ACCESS_LOG_MAX_BYTES, "backupCount": ACCESS_LOG_BACKUPS, "encoding": "utf-8", "delay": True,
+        "class": "logging.handlers.RotatingFileHandler",
+        "filename": ACCESS_LOG_FILE,
+        "formatter": "json_line",
+        "maxBytes": ACCESS_LOG_MAX_BYTES,
+        "backupCount": ACCESS_LOG_BACKUPS,
+        "encoding": "utf-8",
+        "delay": True,
     }
     _access_handlers.append("access_file")
 LOGGING["loggers"]["gateway.access"] = {"handlers": _access_handlers, "level": "INFO", "propagate": False}

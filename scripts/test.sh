@@ -30,6 +30,10 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+echo "== ruff: lint and format (configured in pyproject.toml)"
+"$BIN/ruff" check .
+"$BIN/ruff" format --check .
+
 echo "== test suite on SQLite"
 env -u DATABASE_URL "$BIN/pytest" "$@"
 

@@ -16,8 +16,8 @@ import uvicorn
 
 from accounts import authentication
 from proxy_app.core import routing
-from proxy_app.upstreams import http as upstream_http
 from proxy_app.ledger.usage import writer
+from proxy_app.upstreams import http as upstream_http
 from tests.fakes.gemini import FakeGemini
 
 UPSTREAM_KEY = "test-upstream-key"

@@ -16,7 +16,6 @@ from google.genai import types
 from proxy_app.core import errors, hub
 from proxy_app.dialects.gemini import request as gn
 
-
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 8).decode()
 
 

@@ -9,7 +9,6 @@ import orjson
 from proxy_app.core import hub
 from proxy_app.dialects.openai.request import parse_chat_request
 
-
 USER = {"role": "user", "content": "hi"}
 
 
@@ -39,8 +38,12 @@ def ev(*deltas: hub.ChoiceDelta) -> hub.StreamEvent:
 
 
 def sdk(handler) -> openai.OpenAI:
-    return openai.OpenAI(api_key="sk-test", base_url="http://gw/v1", max_retries=0,
-                         http_client=httpx.Client(transport=httpx.MockTransport(handler)))  # fmt: skip
+    return openai.OpenAI(
+        api_key="sk-test",
+        base_url="http://gw/v1",
+        max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
 
 
 def sse(frames: list[bytes]) -> httpx.Response:

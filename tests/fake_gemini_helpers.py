@@ -11,7 +11,6 @@ import pytest
 
 from tests.fakes.gemini import FakeGemini
 
-
 KEY = "test-upstream-key"
 HEADERS = {"x-goog-api-key": KEY}
 FLASH = "/v1beta/models/gemini-2.5-flash"
@@ -34,13 +33,18 @@ def sse_events(raw: bytes) -> list[dict]:
     events = []
     for frame in frames[:-1]:
         assert frame.startswith(b"data: ") and b"\n" not in frame
-        events.append(json.loads(frame[len(b"data: "):]))
+        events.append(json.loads(frame[len(b"data: ") :]))
     return events
 
 
 def joined_text(events: list[dict]) -> str:
-    return "".join(p.get("text", "") for e in events for c in e.get("candidates", [])
-                   for p in c.get("content", {}).get("parts", []) if not p.get("thought"))
+    return "".join(
+        p.get("text", "")
+        for e in events
+        for c in e.get("candidates", [])
+        for p in c.get("content", {}).get("parts", [])
+        if not p.get("thought")
+    )
 
 
 @pytest.fixture
@@ -50,6 +54,5 @@ def fake() -> FakeGemini:
 
 @pytest.fixture
 async def http(fake: FakeGemini):
-    async with httpx.AsyncClient(transport=httpx.MockTransport(fake.handler),
-                                 base_url="http://fake") as client:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake.handler), base_url="http://fake") as client:
         yield client

@@ -13,7 +13,6 @@ from proxy_app.upstreams.base import UpstreamConfig
 from proxy_app.upstreams.openai_compat.client import OpenAICompatClient
 from tests.fakes.openai_compat import FakeOpenAI
 
-
 KEY = "test-openai-key"
 BASE = "http://openai.test/v1"
 

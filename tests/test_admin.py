@@ -61,8 +61,10 @@ def test_upstream_key_is_never_rendered(staff):
     for page in ("/admin/proxy_app/upstream/", f"/admin/proxy_app/upstream/{up.pk}/change/"):
         body = staff.get(page).content.decode()
         assert "upstream-sekrit" not in body and up.api_key_encrypted not in body
-    staff.post(f"/admin/proxy_app/upstream/{up.pk}/change/",
-               {"name": "g", "kind": "gemini", "base_url": "https://g.example", "api_key": "", "enabled": "on"})
+    staff.post(
+        f"/admin/proxy_app/upstream/{up.pk}/change/",
+        {"name": "g", "kind": "gemini", "base_url": "https://g.example", "api_key": "", "enabled": "on"},
+    )
     up.refresh_from_db()
     assert up.api_key() == "upstream-sekrit"  # empty field keeps the stored key
 
@@ -70,8 +72,15 @@ def test_upstream_key_is_never_rendered(staff):
 def test_usage_admin_is_read_only_with_filters_and_totals(staff, user):
     for model, tokens in [("gpt-4o", 10), ("gpt-4o", 5), ("other", 100)]:
         UsageRecord.objects.create(
-            created_at=timezone.now(), request_id="r", user=user, dialect="openai", endpoint="chat.completions",
-            requested_model=model, prompt_tokens=tokens, total_tokens=tokens, status=200,
+            created_at=timezone.now(),
+            request_id="r",
+            user=user,
+            dialect="openai",
+            endpoint="chat.completions",
+            requested_model=model,
+            prompt_tokens=tokens,
+            total_tokens=tokens,
+            status=200,
         )
     body = staff.get("/admin/proxy_app/usagerecord/?requested_model=gpt-4o").content.decode()
     assert "2 requests" in body and "15 total tokens" in body

@@ -24,8 +24,15 @@ from proxy_app.ledger.usage import writer
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CHROMIUM = os.environ.get("GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
@@ -99,7 +106,9 @@ def test_admin_and_member_page_in_a_browser(
     admin = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     problems = []
     admin.on("pageerror", lambda exc: problems.append(str(exc)))
-    admin.on("response", lambda r: r.status >= 400 and "favicon" not in r.url and problems.append(f"{r.status} {r.url}"))
+    admin.on(
+        "response", lambda r: r.status >= 400 and "favicon" not in r.url and problems.append(f"{r.status} {r.url}")
+    )
     admin.goto(f"{gateway_url}/admin/login/?next=/admin/dashboard/")
     admin.fill("#id_username", "root")
     admin.fill("#id_password", "pw-root-123")
@@ -120,8 +129,9 @@ def test_admin_and_member_page_in_a_browser(
 
     # Use it through the gateway like a member's tool would.
     client = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=secret, max_retries=0, timeout=20)
-    reply = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hello"}],
-                                           max_tokens=100)
+    reply = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "hello"}], max_tokens=100
+    )
     client.close()
     tokens = reply.usage.total_tokens
     assert tokens > 0

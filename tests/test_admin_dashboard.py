@@ -36,11 +36,22 @@ def staff(client, django_user_model):
 
 def record(user, key=None, *, when=None, model="gpt-4o", tokens=100, status=200, cost="0.01", **extra):
     return UsageRecord(
-        created_at=when or NOW, request_id=extra.pop("request_id", "r"), user=user, api_key=key,
-        key_prefix=key.prefix if key else "", dialect=extra.pop("dialect", "openai"), endpoint="chat.completions",
-        requested_model=model, prompt_tokens=tokens // 2, completion_tokens=tokens - tokens // 2, total_tokens=tokens,
-        status=status, error_code="" if status < 400 else "upstream_error", cost_usd=Decimal(cost), **extra,
-    )  # fmt: skip
+        created_at=when or NOW,
+        request_id=extra.pop("request_id", "r"),
+        user=user,
+        api_key=key,
+        key_prefix=key.prefix if key else "",
+        dialect=extra.pop("dialect", "openai"),
+        endpoint="chat.completions",
+        requested_model=model,
+        prompt_tokens=tokens // 2,
+        completion_tokens=tokens - tokens // 2,
+        total_tokens=tokens,
+        status=status,
+        error_code="" if status < 400 else "upstream_error",
+        cost_usd=Decimal(cost),
+        **extra,
+    )
 
 
 def streamed_body(response) -> bytes:
@@ -57,11 +68,13 @@ def test_dashboard_shows_quotas_top_users_error_rate_and_failures(staff, user, i
     key = ApiKey.objects.get(name="laptop")
     bob = django_user_model.objects.create_user("bob")
     Limits.objects.create(user=user, daily_tokens=10_000, monthly_tokens=200_000, budget_usd=Decimal("5"))
-    UsageRecord.objects.bulk_create([
-        record(user, key, tokens=1000, cost="0.25"),
-        record(user, key, tokens=50, status=503, cost="0"),
-        record(bob, tokens=300, model="gemini-2.5-flash", cost="1.5"),
-    ])  # fmt: skip
+    UsageRecord.objects.bulk_create(
+        [
+            record(user, key, tokens=1000, cost="0.25"),
+            record(user, key, tokens=50, status=503, cost="0"),
+            record(bob, tokens=300, model="gemini-2.5-flash", cost="1.5"),
+        ]
+    )
     body = staff.get("/admin/dashboard/").content.decode()
     quota = body.split('id="quota-table"')[1].split("</section>")[0]
     assert "alice" in quota and "1,050 of 10,000" in quota and "$0.2500 of $5.00" in quota
@@ -76,12 +89,14 @@ def test_dashboard_shows_quotas_top_users_error_rate_and_failures(staff, user, i
 
 
 def test_dashboard_chart_counts_requests_per_day_per_model(staff, user):
-    UsageRecord.objects.bulk_create([
-        record(user, when=NOW - timedelta(days=2), model="gpt-4o"),
-        record(user, when=NOW - timedelta(days=2), model="gpt-4o"),
-        record(user, when=NOW, model="gemini-2.5-flash", status=500),
-        record(user, when=NOW - timedelta(days=45), model="gpt-4o"),  # outside the 30 days
-    ])  # fmt: skip
+    UsageRecord.objects.bulk_create(
+        [
+            record(user, when=NOW - timedelta(days=2), model="gpt-4o"),
+            record(user, when=NOW - timedelta(days=2), model="gpt-4o"),
+            record(user, when=NOW, model="gemini-2.5-flash", status=500),
+            record(user, when=NOW - timedelta(days=45), model="gpt-4o"),  # outside the 30 days
+        ]
+    )
     body = staff.get("/admin/dashboard/").content.decode()
     data = json.loads(re.search(r'id="dashboard-chart-data" type="application/json">(.*?)</script>', body).group(1))
     assert len(data["labels"]) == 30 and data["labels"][-1] == TODAY.isoformat()
@@ -93,8 +108,15 @@ def test_dashboard_chart_counts_requests_per_day_per_model(staff, user):
 
 def test_dashboard_combines_rolled_up_history_with_raw_rows(staff, user):
     """Days whose raw rows were pruned come from UsageDaily, later days from the raw rows."""
-    UsageDaily.objects.create(day=TODAY - timedelta(days=5), user=user, model="gpt-4o", requests=7, errors=2,
-                              total_tokens=700, cost_usd=Decimal("0.7"))  # fmt: skip
+    UsageDaily.objects.create(
+        day=TODAY - timedelta(days=5),
+        user=user,
+        model="gpt-4o",
+        requests=7,
+        errors=2,
+        total_tokens=700,
+        cost_usd=Decimal("0.7"),
+    )
     UsageRecord.objects.bulk_create([record(user, when=NOW, model="gpt-4o", tokens=10)])
     # A raw row on a rolled-up day is not counted twice: the roll-up is the source for that day.
     UsageRecord.objects.bulk_create([record(user, when=dashboard.day_start(TODAY - timedelta(days=5)), tokens=1)])
@@ -142,10 +164,19 @@ def test_key_limits_inline_saves_limits(staff, user, issue):
     issue(user, name="laptop")
     key = ApiKey.objects.get(name="laptop")
     data = {
-        "name": "laptop", "allowed_models": "", "expires_at_0": "", "expires_at_1": "",
-        "limits-TOTAL_FORMS": "1", "limits-INITIAL_FORMS": "0", "limits-MIN_NUM_FORMS": "0",
-        "limits-MAX_NUM_FORMS": "1", "limits-0-id": "", "limits-0-rpm": "5", "limits-0-daily_tokens": "1000", "limits-0-api_key": key.pk,
-    }  # fmt: skip
+        "name": "laptop",
+        "allowed_models": "",
+        "expires_at_0": "",
+        "expires_at_1": "",
+        "limits-TOTAL_FORMS": "1",
+        "limits-INITIAL_FORMS": "0",
+        "limits-MIN_NUM_FORMS": "0",
+        "limits-MAX_NUM_FORMS": "1",
+        "limits-0-id": "",
+        "limits-0-rpm": "5",
+        "limits-0-daily_tokens": "1000",
+        "limits-0-api_key": key.pk,
+    }
     response = staff.post(f"/admin/accounts/apikey/{key.pk}/change/", data)
     assert response.status_code == 302, response.content.decode()[:2000]
     limits = Limits.objects.get(api_key=key)
@@ -187,9 +218,12 @@ def test_model_prices_are_editable_in_the_list(staff):
     rows = list(ModelPrice.objects.order_by("model"))
     data = {"form-TOTAL_FORMS": str(len(rows)), "form-INITIAL_FORMS": str(len(rows)), "_save": "Save"}
     for i, row in enumerate(rows):
-        data |= {f"form-{i}-id": row.pk, f"form-{i}-input_per_million": row.input_per_million,
-                 f"form-{i}-output_per_million": row.output_per_million,
-                 f"form-{i}-cached_input_per_million": row.cached_input_per_million}  # fmt: skip
+        data |= {
+            f"form-{i}-id": row.pk,
+            f"form-{i}-input_per_million": row.input_per_million,
+            f"form-{i}-output_per_million": row.output_per_million,
+            f"form-{i}-cached_input_per_million": row.cached_input_per_million,
+        }
         if row.pk == price.pk:
             data[f"form-{i}-input_per_million"] = "0.4"
     response = staff.post("/admin/proxy_app/modelprice/", data)
@@ -207,12 +241,14 @@ def ledger(user, issue, django_user_model):
     issue(user, name="laptop")
     issue(bob, name="ci")
     laptop, ci = ApiKey.objects.get(name="laptop"), ApiKey.objects.get(name="ci")
-    UsageRecord.objects.bulk_create([
-        record(user, laptop, when=NOW - timedelta(days=10), model="gpt-4o", tokens=10, request_id="old"),
-        record(user, laptop, when=NOW, model="gpt-4o", tokens=20, request_id="a1"),
-        record(user, laptop, when=NOW, model="gemini-2.5-flash", tokens=30, status=429, request_id="a2"),
-        record(bob, ci, when=NOW, model="gpt-4o", tokens=40, status=502, request_id="b1", dialect="ollama"),
-    ])  # fmt: skip
+    UsageRecord.objects.bulk_create(
+        [
+            record(user, laptop, when=NOW - timedelta(days=10), model="gpt-4o", tokens=10, request_id="old"),
+            record(user, laptop, when=NOW, model="gpt-4o", tokens=20, request_id="a1"),
+            record(user, laptop, when=NOW, model="gemini-2.5-flash", tokens=30, status=429, request_id="a2"),
+            record(bob, ci, when=NOW, model="gpt-4o", tokens=40, status=502, request_id="b1", dialect="ollama"),
+        ]
+    )
     return {"alice": user, "bob": bob, "laptop": laptop, "ci": ci}
 
 
@@ -248,8 +284,9 @@ def test_csv_export_streams_the_filtered_range(staff, ledger, monkeypatch):
     from proxy_app.admin import site as proxy_admin
 
     monkeypatch.setattr(proxy_admin, "CSV_BATCH", 2)  # several keyset batches
-    extra = [record(ledger["alice"], ledger["laptop"], when=NOW - timedelta(minutes=n), request_id=f"x{n}")
-             for n in range(5)]  # fmt: skip
+    extra = [
+        record(ledger["alice"], ledger["laptop"], when=NOW - timedelta(minutes=n), request_id=f"x{n}") for n in range(5)
+    ]
     UsageRecord.objects.bulk_create(extra)
     page = staff.get(f"/admin/proxy_app/usagerecord/?user={ledger['alice'].pk}").content.decode()
     export_url = re.search(r'href="([^"]*export\.csv[^"]*)"', page).group(1).replace("&amp;", "&")
@@ -280,10 +317,16 @@ def big_ledger(user, issue):
     key = ApiKey.objects.get(name="laptop")
     models = ["gpt-4o", "gemini-2.5-flash", "gemini-2.5-pro", "embed"]
     batch = [
-        record(user, key, when=NOW - timedelta(minutes=3 * n), model=models[n % 4], status=200 if n % 9 else 500,
-               request_id=f"req-{n}")
+        record(
+            user,
+            key,
+            when=NOW - timedelta(minutes=3 * n),
+            model=models[n % 4],
+            status=200 if n % 9 else 500,
+            request_id=f"req-{n}",
+        )
         for n in range(ROWS)
-    ]  # fmt: skip
+    ]
     UsageRecord.objects.bulk_create(batch, batch_size=5000)
     return key
 
@@ -310,8 +353,14 @@ def test_pages_on_a_big_table_never_count_or_scan_the_whole_table(staff, big_led
     staff.get("/admin/proxy_app/usagerecord/")  # warm up (session, content types)
     week_ago = TODAY - timedelta(days=7)
     report = []
-    for query in ["", "status=errors", f"model=gpt-4o&user={user.pk}", "p=3", f"created_at_from={week_ago}",
-                  f"key={big_ledger.pk}&created_at_from={week_ago}&created_at_to={TODAY}"]:  # fmt: skip
+    for query in [
+        "",
+        "status=errors",
+        f"model=gpt-4o&user={user.pk}",
+        "p=3",
+        f"created_at_from={week_ago}",
+        f"key={big_ledger.pk}&created_at_from={week_ago}&created_at_to={TODAY}",
+    ]:
         response, queries, ms = timed_get(staff, f"/admin/proxy_app/usagerecord/?{query}")
         assert response.status_code == 200
         assert unbounded_counts(queries) == [], query

@@ -10,9 +10,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # The first four are not a JSON object at all: always 400. The rest are wrong for some endpoints
 # and merely odd for others (Ollama treats a chat without messages as a model load, as it does).
 NOT_OBJECTS = 4
-BODIES = [b"{oops", b"", b"[1, 2]", b'"text"', b'{"model": 5}', b'{"model": "gemini-2.5-flash", "messages": 3}',
-          b'{"model": "gemini-2.5-flash", "contents": [{"role": "wizard", "parts": "x"}]}',
-          b'{"model": "gemini-2.5-flash", "prompt": ["a"], "options": {"temperature": "hot"}}']
+BODIES = [
+    b"{oops",
+    b"",
+    b"[1, 2]",
+    b'"text"',
+    b'{"model": 5}',
+    b'{"model": "gemini-2.5-flash", "messages": 3}',
+    b'{"model": "gemini-2.5-flash", "contents": [{"role": "wizard", "parts": "x"}]}',
+    b'{"model": "gemini-2.5-flash", "prompt": ["a"], "options": {"temperature": "hot"}}',
+]
 
 OLLAMA = ["/api/chat", "/api/generate", "/api/embed", "/api/embeddings", "/api/show"]
 GEMINI = ["generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"]
@@ -21,7 +28,9 @@ GEMINI = ["generateContent", "streamGenerateContent", "countTokens", "embedConte
 @pytest.mark.parametrize("body", BODIES)
 def test_ollama_bad_bodies(gateway_url, api_key, fake_gemini, body):
     for route in OLLAMA:
-        resp = httpx.post(f"{gateway_url}{route}", content=body, headers={"authorization": f"Bearer {api_key}"}, timeout=10)
+        resp = httpx.post(
+            f"{gateway_url}{route}", content=body, headers={"authorization": f"Bearer {api_key}"}, timeout=10
+        )
         assert resp.status_code in ((400,) if BODIES.index(body) < NOT_OBJECTS else (200, 400, 404)), (route, resp.text)
         if resp.status_code != 200:
             assert set(resp.json()) == {"error"} and isinstance(resp.json()["error"], str)
@@ -32,8 +41,12 @@ def test_gemini_bad_bodies(gateway_url, api_key, fake_gemini, fake_openai, mappi
     mapping("on-compat", "gpt-4o-mini", upstream="compat")
     for model in ("gemini-2.5-flash", "on-compat"):
         for method in GEMINI:
-            resp = httpx.post(f"{gateway_url}/v1beta/models/{model}:{method}", content=body,
-                              headers={"x-goog-api-key": api_key}, timeout=10)
+            resp = httpx.post(
+                f"{gateway_url}/v1beta/models/{model}:{method}",
+                content=body,
+                headers={"x-goog-api-key": api_key},
+                timeout=10,
+            )
             expected = (400,) if BODIES.index(body) < NOT_OBJECTS else (200, 400, 404)
             assert resp.status_code in expected, (model, method, body, resp.text)
             if resp.status_code == 200:
@@ -44,7 +57,9 @@ def test_gemini_bad_bodies(gateway_url, api_key, fake_gemini, fake_openai, mappi
 
 
 def test_unknown_routes_and_methods_per_dialect(gateway_url, api_key):
-    gemini = httpx.post(f"{gateway_url}/v1beta/models/gemini-2.5-flash:explode", json={}, headers={"x-goog-api-key": api_key})
+    gemini = httpx.post(
+        f"{gateway_url}/v1beta/models/gemini-2.5-flash:explode", json={}, headers={"x-goog-api-key": api_key}
+    )
     assert gemini.status_code == 404 and gemini.json()["error"]["status"] == "NOT_FOUND"
     assert httpx.get(f"{gateway_url}/api/chat", headers={"authorization": f"Bearer {api_key}"}).status_code == 405
     assert httpx.get(f"{gateway_url}/api/nothing").json() == {"error": "Unknown endpoint GET /api/nothing"}
@@ -53,7 +68,13 @@ def test_unknown_routes_and_methods_per_dialect(gateway_url, api_key):
 def test_oversize_body_in_every_dialect(gateway_url, api_key, settings):
     settings.MAX_BODY_BYTES = 1024
     big = b'{"pad": "' + b"x" * 4096 + b'"}'
-    assert httpx.post(f"{gateway_url}/api/chat", content=big, headers={"authorization": f"Bearer {api_key}"}).status_code == 413
-    resp = httpx.post(f"{gateway_url}/v1beta/models/gemini-2.5-flash:generateContent", content=big,
-                      headers={"x-goog-api-key": api_key})
+    assert (
+        httpx.post(f"{gateway_url}/api/chat", content=big, headers={"authorization": f"Bearer {api_key}"}).status_code
+        == 413
+    )
+    resp = httpx.post(
+        f"{gateway_url}/v1beta/models/gemini-2.5-flash:generateContent",
+        content=big,
+        headers={"x-goog-api-key": api_key},
+    )
     assert resp.status_code == 413 and resp.json()["error"]["status"] == "INVALID_ARGUMENT"

@@ -23,7 +23,10 @@ def test_bad_key_is_401_in_openai_shape(openai_client, gateway_url, usage_rows):
         bad.chat.completions.create(model="gemini-2.5-flash", messages=CHAT)
     assert info.value.code == "invalid_api_key"
     assert info.value.body == {
-        "message": "Incorrect API key provided.", "type": "invalid_request_error", "param": None, "code": "invalid_api_key",
+        "message": "Incorrect API key provided.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "invalid_api_key",
     }
     assert info.value.response.headers["www-authenticate"].startswith("Bearer")
     missing = httpx.post(f"{gateway_url}/v1/chat/completions", json={"model": "x", "messages": CHAT})
@@ -104,10 +107,19 @@ MALFORMED = [
     (b'{"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": 42}]}', "text/plain"),
     (b'{"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}', ""),
     (b'{"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}], "max_tokens": "many"}', ""),
-    (b'{"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}', ""),
+    (
+        b'{"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}], '
+        b'"tools": [{"type": "function"}]}',
+        "",
+    ),
     (b'{"model": "gemini-2.5-flash", "messages": [{"role": "tool", "tool_call_id": "nope", "content": "x"}]}', ""),
     (b'{"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}', ""),
-    ("{\"model\": \"gemini-2.5-flash\", \"messages\": [{\"role\": \"user\", \"content\": \"\ud83d\"}]}".encode("utf-8", "surrogatepass"), ""),
+    (
+        '{"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "\ud83d"}]}'.encode(
+            "utf-8", "surrogatepass"
+        ),
+        "",
+    ),
 ]
 
 
@@ -255,9 +267,14 @@ def test_secret_never_in_logs_or_errors(gateway_url, api_key, fake_gemini, caplo
     headers = {"authorization": f"Bearer {api_key}"}
     bodies = [
         httpx.post(f"{gateway_url}/v1/chat/completions", content=b"{bad", headers=headers).text,
-        httpx.post(f"{gateway_url}/v1/chat/completions", json={"model": "nope", "messages": CHAT}, headers=headers).text,
-        httpx.post(f"{gateway_url}/v1/chat/completions", json={"model": "x", "messages": CHAT},
-                   headers={"authorization": f"Bearer {api_key}x"}).text,
+        httpx.post(
+            f"{gateway_url}/v1/chat/completions", json={"model": "nope", "messages": CHAT}, headers=headers
+        ).text,
+        httpx.post(
+            f"{gateway_url}/v1/chat/completions",
+            json={"model": "x", "messages": CHAT},
+            headers={"authorization": f"Bearer {api_key}x"},
+        ).text,
     ]
     usage_rows()
     secret_part = api_key.split("_", 1)[1]
@@ -291,7 +308,9 @@ def test_image_url_fetch_with_ssrf_guard(openai_client, fake_gemini, settings, w
     assert part["inlineData"]["mimeType"] == "image/png"
     settings.IMAGE_FETCH_MAX_BYTES = 4
     with pytest.raises(openai.BadRequestError, match="larger than"):
-        openai_client.chat.completions.create(model="gemini-2.5-flash", messages=image_url("http://127.0.0.1:9/cat.png"))
+        openai_client.chat.completions.create(
+            model="gemini-2.5-flash", messages=image_url("http://127.0.0.1:9/cat.png")
+        )
 
 
 def test_wrong_method_is_405_in_openai_shape(gateway_url, api_key):

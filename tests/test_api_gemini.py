@@ -13,10 +13,15 @@ from google.genai import types
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-WEATHER = types.Tool(function_declarations=[types.FunctionDeclaration(
-    name="get_weather", description="Weather for a city",
-    parameters_json_schema={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-)])
+WEATHER = types.Tool(
+    function_declarations=[
+        types.FunctionDeclaration(
+            name="get_weather",
+            description="Weather for a city",
+            parameters_json_schema={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        )
+    ]
+)
 
 
 def gemini_calls(fake):
@@ -26,9 +31,11 @@ def gemini_calls(fake):
 def test_generate_passes_through_to_gemini(genai_client, fake_gemini, mapping, usage_rows, api_key):
     mapping("team-flash", "gemini-2.5-flash")
     resp = genai_client.models.generate_content(
-        model="team-flash", contents="hello there",
+        model="team-flash",
+        contents="hello there",
         config=types.GenerateContentConfig(
-            system_instruction="be brief", temperature=0.2,
+            system_instruction="be brief",
+            temperature=0.2,
             thinking_config=types.ThinkingConfig(thinking_budget=0),
             safety_settings=[types.SafetySetting(category="HARM_CATEGORY_HATE_SPEECH", threshold="BLOCK_ONLY_HIGH")],
         ),
@@ -41,7 +48,11 @@ def test_generate_passes_through_to_gemini(genai_client, fake_gemini, mapping, u
     assert sent["json"]["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 0}
     (row,) = usage_rows()
     assert (row.dialect, row.endpoint, row.requested_model, row.upstream_model) == (
-        "gemini", "generateContent", "team-flash", "gemini-2.5-flash")
+        "gemini",
+        "generateContent",
+        "team-flash",
+        "gemini-2.5-flash",
+    )
     assert row.total_tokens == resp.usage_metadata.total_token_count
 
 
@@ -74,7 +85,8 @@ def test_count_tokens_embed_and_models(genai_client, fake_gemini, mapping):
     counted = genai_client.models.count_tokens(model="gemini-2.5-flash", contents="some words to count")
     assert counted.total_tokens > 0
     emb = genai_client.models.embed_content(
-        model="team-embed", contents=["a", "b"], config=types.EmbedContentConfig(output_dimensionality=4))
+        model="team-embed", contents=["a", "b"], config=types.EmbedContentConfig(output_dimensionality=4)
+    )
     assert [len(e.values) for e in emb.embeddings] == [4, 4]
     sent = [r for r in fake_gemini.requests if r.get("action") == "batchEmbedContents"][-1]["json"]
     assert {r["model"] for r in sent["requests"]} == {"models/gemini-embedding-001"}
@@ -88,13 +100,18 @@ def test_v1beta_and_query_key(gateway_url, api_key, fake_gemini):
     resp = httpx.post(f"{gateway_url}/v1beta/models/gemini-2.5-flash:generateContent?key={api_key}", json=body)
     assert resp.status_code == 200 and resp.json()["candidates"][0]["content"]["parts"][0]["text"]
     # JSON-array stream when alt=sse is absent
-    streamed = httpx.post(f"{gateway_url}/v1beta/models/gemini-2.5-flash:streamGenerateContent",
-                          headers={"x-goog-api-key": api_key}, json=body)
+    streamed = httpx.post(
+        f"{gateway_url}/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+        headers={"x-goog-api-key": api_key},
+        json=body,
+    )
     elements = json.loads(streamed.text)
     assert isinstance(elements, list) and elements[-1]["candidates"][0]["finishReason"] == "STOP"
     # snake_case request bodies are read too
     snake = {"contents": [{"parts": [{"text": "hi"}]}], "generation_config": {"max_output_tokens": 5}}
-    httpx.post(f"{gateway_url}/v1beta/models/gemini-2.5-flash:generateContent", headers={"x-goog-api-key": api_key}, json=snake)
+    httpx.post(
+        f"{gateway_url}/v1beta/models/gemini-2.5-flash:generateContent", headers={"x-goog-api-key": api_key}, json=snake
+    )
     assert gemini_calls(fake_gemini)[-1]["json"]["generationConfig"] == {"maxOutputTokens": 5}
 
 
@@ -115,15 +132,19 @@ def test_errors_in_gemini_shape(genai_client, gateway_url, fake_gemini):
     fake_gemini.script("error_midstream", after=1, status=503)
     with pytest.raises(genai_errors.APIError):
         list(genai_client.models.generate_content_stream(model="gemini-2.5-flash", contents="a long answer please"))
-    resp = httpx.post(f"{gateway_url}/v1beta/models/gemini-2.5-flash:generateContent",
-                      headers={"x-goog-api-key": genai_client._api_client.api_key}, content=b"{nope")
+    resp = httpx.post(
+        f"{gateway_url}/v1beta/models/gemini-2.5-flash:generateContent",
+        headers={"x-goog-api-key": genai_client._api_client.api_key},
+        content=b"{nope",
+    )
     assert resp.status_code == 400 and resp.json()["error"]["status"] == "INVALID_ARGUMENT"
 
 
 def test_gemini_client_on_openai_compatible_upstream(genai_client, fake_openai, mapping, usage_rows):
     mapping("deepseek-chat", "gpt-4o-mini", upstream="compat")
     resp = genai_client.models.generate_content(
-        model="deepseek-chat", contents="hi there", config=types.GenerateContentConfig(system_instruction="terse"))
+        model="deepseek-chat", contents="hi there", config=types.GenerateContentConfig(system_instruction="terse")
+    )
     assert "hi there" in resp.text and resp.usage_metadata.total_token_count > 0
     sent = fake_openai.requests[-1]["json"]
     assert sent["model"] == "gpt-4o-mini" and sent["messages"][0] == {"role": "system", "content": "terse"}
@@ -134,7 +155,8 @@ def test_gemini_client_on_openai_compatible_upstream(genai_client, fake_openai, 
 
     fake_openai.script("tool_calls", calls=[("get_weather", {"city": "Rome"})])
     call = genai_client.models.generate_content(
-        model="deepseek-chat", contents="Rome?", config=types.GenerateContentConfig(tools=[WEATHER]))
+        model="deepseek-chat", contents="Rome?", config=types.GenerateContentConfig(tools=[WEATHER])
+    )
     assert call.function_calls[0].name == "get_weather" and call.function_calls[0].args == {"city": "Rome"}
     assert genai_client.models.count_tokens(model="deepseek-chat", contents="four words here now").total_tokens > 0
     rows = usage_rows()

@@ -59,11 +59,17 @@ def test_rpm_refusal_in_every_dialect_with_headers(backend, openai_client, gatew
         openai_client.chat.completions.create(model="gemini-2.5-flash", messages=CHAT)
     assert info.value.code == "rate_limit_exceeded" and "requests per minute" in info.value.message
     assert 1 <= int(info.value.response.headers["retry-after"]) <= 60
-    ollama = httpx.post(f"{gateway_url}/api/chat", headers={"authorization": f"Bearer {api_key}"},
-                        json={"model": "gemini-2.5-flash", "messages": CHAT, "stream": False})
+    ollama = httpx.post(
+        f"{gateway_url}/api/chat",
+        headers={"authorization": f"Bearer {api_key}"},
+        json={"model": "gemini-2.5-flash", "messages": CHAT, "stream": False},
+    )
     assert ollama.status_code == 429 and "requests per minute" in ollama.json()["error"]
-    gemini = httpx.post(f"{gateway_url}/v1beta/models/gemini-2.5-flash:generateContent", headers={"x-goog-api-key": api_key},
-                        json={"contents": [{"parts": [{"text": "hi"}]}]})
+    gemini = httpx.post(
+        f"{gateway_url}/v1beta/models/gemini-2.5-flash:generateContent",
+        headers={"x-goog-api-key": api_key},
+        json={"contents": [{"parts": [{"text": "hi"}]}]},
+    )
     assert gemini.status_code == 429 and gemini.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
 
 
@@ -85,8 +91,12 @@ def test_parallel_limit_and_release_after_disconnect(backend, gateway_url, api_k
     started, checked = threading.Event(), threading.Event()
 
     def slow_stream():
-        with httpx.stream("POST", f"{gateway_url}/v1/chat/completions", headers={"authorization": f"Bearer {api_key}"},
-                          json={"model": "gemini-2.5-flash", "messages": CHAT, "stream": True}) as resp:
+        with httpx.stream(
+            "POST",
+            f"{gateway_url}/v1/chat/completions",
+            headers={"authorization": f"Bearer {api_key}"},
+            json={"model": "gemini-2.5-flash", "messages": CHAT, "stream": True},
+        ) as resp:
             for line in resp.iter_lines():
                 if "w1" in line:
                     started.set()

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_chat_and_usage(ollama_client, fake_gemini, mapping, usage_rows):
     mapping("llama3", "gemini-2.5-flash")
-    resp = ollama_client.chat(model="llama3:latest", messages=[{"role": "user", "content": "hello there"}], stream=False)
+    resp = ollama_client.chat(
+        model="llama3:latest", messages=[{"role": "user", "content": "hello there"}], stream=False
+    )
     assert resp.model == "llama3:latest" and resp.done and resp.done_reason == "stop"
     assert "hello there" in resp.message.content and resp.message.role == "assistant"
     assert resp.prompt_eval_count > 0 and resp.eval_count > 0 and resp.total_duration > 0
@@ -27,8 +29,12 @@ def test_chat_and_usage(ollama_client, fake_gemini, mapping, usage_rows):
 
 def test_chat_streams_ndjson_by_default(gateway_url, api_key, fake_gemini, usage_rows):
     fake_gemini.script("text", chunks=["a ", "b ", "c"])
-    with httpx.stream("POST", f"{gateway_url}/api/chat", headers={"authorization": f"Bearer {api_key}"},
-                      content=json.dumps({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}]})) as r:
+    with httpx.stream(
+        "POST",
+        f"{gateway_url}/api/chat",
+        headers={"authorization": f"Bearer {api_key}"},
+        content=json.dumps({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}]}),
+    ) as r:
         assert r.headers["content-type"].startswith("application/x-ndjson")
         lines = [json.loads(line) for line in r.iter_lines() if line]
     assert "".join(line["message"]["content"] for line in lines) == "a b c"
@@ -37,19 +43,27 @@ def test_chat_streams_ndjson_by_default(gateway_url, api_key, fake_gemini, usage
 
 
 def test_sdk_streaming_tools_images_and_think(ollama_client, fake_gemini):
-    parts = list(ollama_client.chat(model="gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}], stream=True))
+    parts = list(
+        ollama_client.chat(model="gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}], stream=True)
+    )
     assert parts[-1].done and "".join(p.message.content for p in parts).startswith("Hello")
 
     fake_gemini.script("tool_calls", calls=[("get_weather", {"city": "Oslo"}, None)])
     resp = ollama_client.chat(model="gemini-2.5-flash", messages=[{"role": "user", "content": "Oslo?"}], tools=TOOLS)
     call = resp.message.tool_calls[0]
     assert call.function.name == "get_weather" and call.function.arguments == {"city": "Oslo"}
-    history = [{"role": "user", "content": "Oslo?"}, resp.message, {"role": "tool", "content": "cold", "tool_name": "get_weather"}]
+    history = [
+        {"role": "user", "content": "Oslo?"},
+        resp.message,
+        {"role": "tool", "content": "cold", "tool_name": "get_weather"},
+    ]
     ollama_client.chat(model="gemini-2.5-flash", messages=history, tools=TOOLS)
     contents = generate_requests(fake_gemini)[-1]["json"]["contents"]
     assert contents[2]["parts"][0]["functionResponse"]["response"] == {"result": "cold"}
 
-    ollama_client.chat(model="gemini-2.5-flash", messages=[{"role": "user", "content": "see", "images": [base64.b64decode(PNG_1PX)]}])
+    ollama_client.chat(
+        model="gemini-2.5-flash", messages=[{"role": "user", "content": "see", "images": [base64.b64decode(PNG_1PX)]}]
+    )
     part = generate_requests(fake_gemini)[-1]["json"]["contents"][0]["parts"][1]
     assert part["inlineData"]["mimeType"] == "image/png"
 
@@ -88,13 +102,19 @@ def test_errors_in_ollama_shape(ollama_client, gateway_url, api_key, fake_gemini
     bad = httpx.post(f"{gateway_url}/api/chat", content=b"{oops", headers={"authorization": f"Bearer {api_key}"})
     assert bad.status_code == 400 and set(bad.json()) == {"error"}
     # form-encoded Content-Type, as Ollama's curl examples send: still parsed as JSON
-    form = httpx.post(f"{gateway_url}/api/generate", headers={"authorization": f"Bearer {api_key}",
-                      "content-type": "application/x-www-form-urlencoded"},
-                      content=json.dumps({"model": "gemini-2.5-flash", "prompt": "hi", "stream": False}))
+    form = httpx.post(
+        f"{gateway_url}/api/generate",
+        headers={"authorization": f"Bearer {api_key}", "content-type": "application/x-www-form-urlencoded"},
+        content=json.dumps({"model": "gemini-2.5-flash", "prompt": "hi", "stream": False}),
+    )
     assert form.status_code == 200 and form.json()["done"] is True
     fake_gemini.script("break_midstream", after=1)
-    with httpx.stream("POST", f"{gateway_url}/api/chat", headers={"authorization": f"Bearer {api_key}"},
-                      json={"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "long answer"}]}) as r:
+    with httpx.stream(
+        "POST",
+        f"{gateway_url}/api/chat",
+        headers={"authorization": f"Bearer {api_key}"},
+        json={"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "long answer"}]},
+    ) as r:
         lines = [json.loads(line) for line in r.iter_lines() if line]
     assert r.status_code == 200 and "error" in lines[-1]
     assert {row.dialect for row in usage_rows()} == {"ollama"}
@@ -104,7 +124,9 @@ def test_load_request_does_not_call_upstream(gateway_url, api_key, fake_gemini):
     headers = {"authorization": f"Bearer {api_key}"}
     resp = httpx.post(f"{gateway_url}/api/chat", json={"model": "gemini-2.5-flash", "messages": []}, headers=headers)
     assert resp.json()["done_reason"] == "load"
-    unload = httpx.post(f"{gateway_url}/api/generate", json={"model": "gemini-2.5-flash", "keep_alive": 0}, headers=headers)
+    unload = httpx.post(
+        f"{gateway_url}/api/generate", json={"model": "gemini-2.5-flash", "keep_alive": 0}, headers=headers
+    )
     assert unload.json()["done_reason"] == "unload"
     assert generate_requests(fake_gemini) == []
     missing = httpx.post(f"{gateway_url}/api/chat", json={"model": "nope", "messages": []}, headers=headers)

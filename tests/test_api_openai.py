@@ -117,7 +117,9 @@ TOOLS = [
 
 
 def test_parallel_tool_calls_round_trip(openai_client, fake_gemini):
-    fake_gemini.script("tool_calls", calls=[("get_weather", {"city": "Paris"}, None), ("get_weather", {"city": "Oslo"}, "abc-1")])
+    fake_gemini.script(
+        "tool_calls", calls=[("get_weather", {"city": "Paris"}, None), ("get_weather", {"city": "Oslo"}, "abc-1")]
+    )
     first = openai_client.chat.completions.create(
         model="gemini-2.5-flash", messages=[{"role": "user", "content": "weather in Paris and Oslo?"}], tools=TOOLS
     )
@@ -149,8 +151,11 @@ def test_streamed_tool_call(openai_client, fake_gemini):
     fake_gemini.script("tool_calls", calls=[("get_weather", {"city": "Rome"}, None)])
     chunks = list(
         openai_client.chat.completions.create(
-            model="gemini-2.5-flash", messages=[{"role": "user", "content": "Rome?"}], tools=TOOLS,
-            tool_choice={"type": "function", "function": {"name": "get_weather"}}, stream=True,
+            model="gemini-2.5-flash",
+            messages=[{"role": "user", "content": "Rome?"}],
+            tools=TOOLS,
+            tool_choice={"type": "function", "function": {"name": "get_weather"}},
+            stream=True,
         )
     )
     deltas = [tc for c in chunks for tc in (c.choices[0].delta.tool_calls or [])]
@@ -162,7 +167,11 @@ def test_streamed_tool_call(openai_client, fake_gemini):
 
 
 def test_json_schema_output(openai_client, fake_gemini):
-    schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}, "required": ["name"]}
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name"],
+    }
     resp = openai_client.chat.completions.create(
         model="gemini-2.5-flash",
         messages=[{"role": "user", "content": "a person"}],
@@ -176,11 +185,19 @@ def test_json_schema_output(openai_client, fake_gemini):
 def test_image_data_url_and_audio_become_inline_data(openai_client, fake_gemini):
     openai_client.chat.completions.create(
         model="gemini-2.5-flash",
-        messages=[{"role": "user", "content": [
-            {"type": "text", "text": "what is this?"},
-            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_1PX}"}},
-            {"type": "input_audio", "input_audio": {"data": base64.b64encode(b"RIFF0000WAVE").decode(), "format": "wav"}},
-        ]}],
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_1PX}"}},
+                    {
+                        "type": "input_audio",
+                        "input_audio": {"data": base64.b64encode(b"RIFF0000WAVE").decode(), "format": "wav"},
+                    },
+                ],
+            }
+        ],
     )
     parts = generate_requests(fake_gemini)[-1]["json"]["contents"][0]["parts"]
     assert parts[1] == {"inlineData": {"mimeType": "image/png", "data": PNG_1PX}}
@@ -206,10 +223,14 @@ def test_extra_body_google_settings(openai_client, fake_gemini):
     openai_client.chat.completions.create(
         model="gemini-2.5-flash",
         messages=[{"role": "user", "content": "x"}],
-        extra_body={"extra_body": {"google": {
-            "thinking_config": {"thinking_budget": 512, "include_thoughts": True},
-            "safety_settings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_ONLY_HIGH"}],
-        }}},
+        extra_body={
+            "extra_body": {
+                "google": {
+                    "thinking_config": {"thinking_budget": 512, "include_thoughts": True},
+                    "safety_settings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_ONLY_HIGH"}],
+                }
+            }
+        },
     )
     body = generate_requests(fake_gemini)[-1]["json"]
     assert body["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 512, "includeThoughts": True}
@@ -217,7 +238,9 @@ def test_extra_body_google_settings(openai_client, fake_gemini):
 
 
 def test_search_suffix_enables_grounding(openai_client, fake_gemini):
-    openai_client.chat.completions.create(model="gemini-2.5-flash:search", messages=[{"role": "user", "content": "news"}])
+    openai_client.chat.completions.create(
+        model="gemini-2.5-flash:search", messages=[{"role": "user", "content": "news"}]
+    )
     sent = generate_requests(fake_gemini)[-1]
     assert sent["path"] == "/v1beta/models/gemini-2.5-flash:generateContent"
     assert {"googleSearch": {}} in sent["json"]["tools"]
@@ -232,7 +255,9 @@ def test_blocked_prompt_is_content_filter(openai_client, fake_gemini):
 def test_malformed_function_call_is_a_visible_error(openai_client, fake_gemini, usage_rows):
     fake_gemini.script("finish", reason="MALFORMED_FUNCTION_CALL", message="Malformed function call: foo(")
     with pytest.raises(openai.InternalServerError) as info:
-        openai_client.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": "x"}], tools=TOOLS)
+        openai_client.chat.completions.create(
+            model="gemini-2.5-flash", messages=[{"role": "user", "content": "x"}], tools=TOOLS
+        )
     assert info.value.status_code == 502
     assert "Malformed function call" in info.value.message
     assert usage_rows()[-1].error_code == "malformed_function_call"
@@ -308,13 +333,19 @@ def test_gemini3_thought_signatures_round_trip(openai_client, fake_gemini, usage
         ]
 
     # A client that echoes extra_content back.
-    openai_client.chat.completions.create(model="gemini-3-flash-preview", messages=history(call.model_dump()), tools=TOOLS)
+    openai_client.chat.completions.create(
+        model="gemini-3-flash-preview", messages=history(call.model_dump()), tools=TOOLS
+    )
     sent = generate_requests(fake_gemini)[-1]["json"]["contents"][1]["parts"][0]
     assert sent["thoughtSignature"] == signature
 
     # A client that drops unknown fields: the gateway restores the signature it remembered.
     usage_rows()  # lets the background writer store the signature
-    bare = {"id": call.id, "type": "function", "function": {"name": "get_weather", "arguments": call.function.arguments}}
+    bare = {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": call.function.arguments},
+    }
     openai_client.chat.completions.create(model="gemini-3-flash-preview", messages=history(bare), tools=TOOLS)
     sent = generate_requests(fake_gemini)[-1]["json"]["contents"][1]["parts"][0]
     assert sent["thoughtSignature"] == signature

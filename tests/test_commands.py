@@ -35,7 +35,11 @@ def test_issue_token_prints_key_alone_on_last_line(settings):
     env = {**os.environ, "DATABASE_URL": url}
     proc = subprocess.run(
         [sys.executable, "manage.py", "issue_token", "bob", "--create-user", "--name", "ci", "--models", "gpt-4o,x"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     secret = proc.stdout.strip().splitlines()[-1]
@@ -71,11 +75,22 @@ def test_revoke_token_by_prefix_and_name(user, issue):
 
 
 def test_add_upstream_and_map_model(monkeypatch):
-    out = run("add_upstream", "google", "--kind", "gemini", "--base-url", "https://g.example", "--api-key", "sekrit-123")
+    out = run(
+        "add_upstream", "google", "--kind", "gemini", "--base-url", "https://g.example", "--api-key", "sekrit-123"
+    )
     assert "Added upstream 'google'" in out and "sekrit-123" not in out
     up = Upstream.objects.get(name="google")
     assert "sekrit-123" not in up.api_key_encrypted and up.api_key() == "sekrit-123"
-    run("add_upstream", "envy", "--kind", "openai", "--base-url", "http://127.0.0.1:11434/v1", "--api-key-env", "ENVY_KEY")
+    run(
+        "add_upstream",
+        "envy",
+        "--kind",
+        "openai",
+        "--base-url",
+        "http://127.0.0.1:11434/v1",
+        "--api-key-env",
+        "ENVY_KEY",
+    )
     monkeypatch.setenv("ENVY_KEY", "from-env")
     assert Upstream.objects.get(name="envy").api_key() == "from-env"
     with pytest.raises(CommandError, match="not an http"):
@@ -96,15 +111,37 @@ def test_usage_report(user, django_user_model):
     other = django_user_model.objects.create_user("carol")
     for owner, model, p, c in [(user, "gpt-4o", 10, 5), (user, "gpt-4o", 1, 1), (other, "gemini-2.5-pro", 7, 3)]:
         UsageRecord.objects.create(
-            created_at=timezone.now(), request_id="r", user=owner, dialect="openai", endpoint="chat.completions",
-            requested_model=model, prompt_tokens=p, completion_tokens=c, total_tokens=p + c, status=200,
+            created_at=timezone.now(),
+            request_id="r",
+            user=owner,
+            dialect="openai",
+            endpoint="chat.completions",
+            requested_model=model,
+            prompt_tokens=p,
+            completion_tokens=c,
+            total_tokens=p + c,
+            status=200,
         )
     data = json.loads(run("usage_report", "--json"))
     assert data["rows"] == [
-        {"user": "alice", "model": "gpt-4o", "requests": 2, "prompt_tokens": 11, "completion_tokens": 6, "total_tokens": 17,
-         "cost_usd": 0.0},
-        {"user": "carol", "model": "gemini-2.5-pro", "requests": 1, "prompt_tokens": 7, "completion_tokens": 3,
-         "total_tokens": 10, "cost_usd": 0.0},
+        {
+            "user": "alice",
+            "model": "gpt-4o",
+            "requests": 2,
+            "prompt_tokens": 11,
+            "completion_tokens": 6,
+            "total_tokens": 17,
+            "cost_usd": 0.0,
+        },
+        {
+            "user": "carol",
+            "model": "gemini-2.5-pro",
+            "requests": 1,
+            "prompt_tokens": 7,
+            "completion_tokens": 3,
+            "total_tokens": 10,
+            "cost_usd": 0.0,
+        },
     ]
     assert data["totals"]["total_tokens"] == 27
     assert json.loads(run("usage_report", "--json", "--user", "carol"))["totals"]["requests"] == 1

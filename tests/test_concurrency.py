@@ -47,27 +47,37 @@ def shared_stores(tmp_path):
     admin_url = PG_URL.replace("postgres://", "postgresql://", 1)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    yield {"DATABASE_URL": f"{PG_URL.rsplit('/', 1)[0]}/{name}", "REDIS_URL": TEST_REDIS_URL,
-           "GATEWAY_QUOTA_REDIS_PREFIX": f"gwconc-{name}"}
+    yield {
+        "DATABASE_URL": f"{PG_URL.rsplit('/', 1)[0]}/{name}",
+        "REDIS_URL": TEST_REDIS_URL,
+        "GATEWAY_QUOTA_REDIS_PREFIX": f"gwconc-{name}",
+    }
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
 def fake_gemini_server(tmp_path):
-    from tests.conftest import free_port
     import subprocess
     import sys
     import time
     from pathlib import Path
 
+    from tests.conftest import free_port
+
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.gemini", "--port", str(port)],
-                            cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.gemini", "--port", str(port)],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 20
     while True:
         try:
-            httpx.get(f"http://127.0.0.1:{port}/v1beta/models", headers={"x-goog-api-key": "test-upstream-key"}, timeout=1)
+            httpx.get(
+                f"http://127.0.0.1:{port}/v1beta/models", headers={"x-goog-api-key": "test-upstream-key"}, timeout=1
+            )
             break
         except httpx.TransportError:
             assert time.monotonic() < deadline, "fake Gemini did not start"
@@ -79,11 +89,16 @@ def fake_gemini_server(tmp_path):
 
 async def _fire(urls: list[str], key: str) -> list[httpx.Response]:
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=REQUESTS)) as client:
+
         async def one(i: int) -> httpx.Response:
             return await client.post(
-                f"{urls[i % len(urls)]}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
-                json={"model": "gemini-2.5-flash", "max_tokens": MAX_TOKENS,
-                      "messages": [{"role": "user", "content": f"request number {i} " + "word " * 20}]},
+                f"{urls[i % len(urls)]}/v1/chat/completions",
+                headers={"authorization": f"Bearer {key}"},
+                json={
+                    "model": "gemini-2.5-flash",
+                    "max_tokens": MAX_TOKENS,
+                    "messages": [{"role": "user", "content": f"request number {i} " + "word " * 20}],
+                },
             )
 
         return await asyncio.gather(*(one(i) for i in range(REQUESTS)))
@@ -92,8 +107,13 @@ async def _fire(urls: list[str], key: str) -> list[httpx.Response]:
 @pytest.mark.parametrize("layout", ["two_launchers", "one_port_two_workers"])
 def test_quota_holds_across_two_processes(tmp_path, shared_stores, fake_gemini_server, layout):
     """Two processes either as two launchers on two ports, or as `--workers 2` sharing one port."""
-    env = gateway_env(tmp_path, GEMINI_BASE_URL=fake_gemini_server, GEMINI_API_KEY="test-upstream-key",
-                      GATEWAY_ACCESS_LOG_STDOUT="false", **shared_stores)
+    env = gateway_env(
+        tmp_path,
+        GEMINI_BASE_URL=fake_gemini_server,
+        GEMINI_API_KEY="test-upstream-key",
+        GATEWAY_ACCESS_LOG_STDOUT="false",
+        **shared_stores,
+    )
     assert manage(env, "migrate", "--noinput").returncode == 0
     key = manage(env, "issue_token", "crowd", "--create-user").stdout.strip().splitlines()[-1]
     assert manage(env, "set_limits", "--user", "crowd", "--daily-tokens", str(QUOTA)).returncode == 0
@@ -116,7 +136,8 @@ def test_quota_holds_across_two_processes(tmp_path, shared_stores, fake_gemini_s
 
     probe = (
         "import asyncio, json; from django.db.models import Sum; from accounts.authentication import KeyIdentity; "
-        "from django.contrib.auth.models import User; from proxy_app.models import UsageRecord; from proxy_app.ledger import quota; "
+        "from django.contrib.auth.models import User; from proxy_app.models import UsageRecord; "
+        "from proxy_app.ledger import quota; "
         "u = User.objects.get(username='crowd'); k = u.api_keys.get(); "
         "ident = KeyIdentity(k.pk, u.pk, u.username, k.prefix, (), None, False); "
         "rows = UsageRecord.objects.filter(user=u); "

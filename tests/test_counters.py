@@ -162,8 +162,12 @@ async def test_redis_admission_and_settlement_are_one_round_trip_each():
         print(f"SKIP: {reason}")
         pytest.skip(reason)
     store = RedisCounters(TEST_REDIS_URL, prefix=f"gwtest-{uuid.uuid4().hex[:12]}")
-    slots = [slot("rpm"), slot("tpm", amount=5), slot("day", mode="seeded", limit=100, amount=5, ttl=60),
-             slot("inflight", mode="lease", ttl=60)]  # fmt: skip
+    slots = [
+        slot("rpm"),
+        slot("tpm", amount=5),
+        slot("day", mode="seeded", limit=100, amount=5, ttl=60),
+        slot("inflight", mode="lease", ttl=60),
+    ]
     await reserve(store, slots, seeds={2: 0})  # warm up: scripts loaded, keys seeded
     await store.settle([Release("inflight", "r1")], now=NOW)
     client = store._client()[0]

@@ -41,9 +41,18 @@ def test_off_by_default(openai_client, fake_gemini, log_dir, usage_rows):
 
 def test_four_stages_with_secrets_and_media_redacted(openai_client, fake_gemini, log_dir, usage_rows, api_key):
     switch_on_globally()
-    openai_client.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": [
-        {"type": "text", "text": "what is this?"},
-        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_1PX}"}}]}])
+    openai_client.chat.completions.create(
+        model="gemini-2.5-flash",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_1PX}"}},
+                ],
+            }
+        ],
+    )
     (row,) = usage_rows()
     assert row.detailed
     (path,) = files(log_dir)
@@ -59,15 +68,22 @@ def test_four_stages_with_secrets_and_media_redacted(openai_client, fake_gemini,
         assert secret not in text
 
 
-def test_per_upstream_switch_and_streams_assembled(openai_client, fake_gemini, fake_openai, mapping, log_dir, usage_rows):
+def test_per_upstream_switch_and_streams_assembled(
+    openai_client, fake_gemini, fake_openai, mapping, log_dir, usage_rows
+):
     from proxy_app.models import Upstream
 
     mapping("compat-model", "gpt-4o-mini", upstream="compat")
     Upstream.objects.filter(name="compat").update(detailed_logging=True)
     detail_log.clear_cache()
-    openai_client.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": "not logged"}])
-    list(openai_client.chat.completions.create(model="compat-model", messages=[{"role": "user", "content": "logged"}],
-                                               stream=True))
+    openai_client.chat.completions.create(
+        model="gemini-2.5-flash", messages=[{"role": "user", "content": "not logged"}]
+    )
+    list(
+        openai_client.chat.completions.create(
+            model="compat-model", messages=[{"role": "user", "content": "logged"}], stream=True
+        )
+    )
     rows = usage_rows()
     assert [r.detailed for r in rows] == [False, True]
     (path,) = files(log_dir)
@@ -87,8 +103,11 @@ def test_directory_is_capped(openai_client, fake_gemini, log_dir, settings, usag
 
 
 def test_redaction_rules():
-    body = {"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": "A" * 500}}]}],
-            "images": ["B" * 300], "text": "short"}
+    body = {
+        "contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": "A" * 500}}]}],
+        "images": ["B" * 300],
+        "text": "short",
+    }
     red = detail_log.redact(body)
     assert red["contents"][0]["parts"][0]["inlineData"]["data"] == "[500 base64 characters redacted]"
     assert red["images"] == ["[300 base64 characters redacted]"] and red["text"] == "short"
@@ -97,8 +116,9 @@ def test_redaction_rules():
     assert detail_log.redact({"data": short}) == {"data": short}  # too short to be media: kept
 
 
-def test_admin_link_serves_the_file_to_staff_only(openai_client, fake_gemini, log_dir, usage_rows, client,
-                                                  django_user_model):
+def test_admin_link_serves_the_file_to_staff_only(
+    openai_client, fake_gemini, log_dir, usage_rows, client, django_user_model
+):
     switch_on_globally()
     openai_client.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}])
     (row,) = usage_rows()

@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from proxy_app.upstreams.gemini import codec as gemini
 from proxy_app.core.errors import InvalidRequest
 from proxy_app.core.hub import ResponseFormat, Tool, ToolChoice
+from proxy_app.upstreams.gemini import codec as gemini
 from tests.dialect_gemini_helpers import chat, t, u, user
-
 
 WEATHER = Tool(name="get_weather", description="Weather for a city", parameters={"type": "object"})
 TIME = Tool(name="get_time", description="", parameters=None)
@@ -45,30 +44,67 @@ TIME = Tool(name="get_time", description="", parameters=None)
         ({"response_format": ResponseFormat(type="text")}, None),
         ({"response_format": ResponseFormat(type="json_object")}, {"responseMimeType": "application/json"}),
         (
-            {"response_format": ResponseFormat(type="json_schema", schema={
-                "$schema": "https://json-schema.org/draft/2020-12/schema",
-                "type": "object",
-                "properties": {"$schema": {"type": "string"}},
-                "additionalProperties": False,
-            })},
-            {"responseMimeType": "application/json", "responseJsonSchema": {
-                "type": "object", "properties": {"$schema": {"type": "string"}}, "additionalProperties": False,
-            }},
+            {
+                "response_format": ResponseFormat(
+                    type="json_schema",
+                    schema={
+                        "$schema": "https://json-schema.org/draft/2020-12/schema",
+                        "type": "object",
+                        "properties": {"$schema": {"type": "string"}},
+                        "additionalProperties": False,
+                    },
+                )
+            },
+            {
+                "responseMimeType": "application/json",
+                "responseJsonSchema": {
+                    "type": "object",
+                    "properties": {"$schema": {"type": "string"}},
+                    "additionalProperties": False,
+                },
+            },
         ),
         ({"response_format": ResponseFormat(type="json_schema")}, {"responseMimeType": "application/json"}),
-        ({"thinking_config": {"includeThoughts": True, "thinkingBudget": 2048}},
-         {"thinkingConfig": {"includeThoughts": True, "thinkingBudget": 2048}}),
-        ({"thinking_config": {"thinkingLevel": "HIGH"}, "upstream_model": "gemma-3-27b-it"},
-         {"thinkingConfig": {"thinkingLevel": "HIGH"}}),
+        (
+            {"thinking_config": {"includeThoughts": True, "thinkingBudget": 2048}},
+            {"thinkingConfig": {"includeThoughts": True, "thinkingBudget": 2048}},
+        ),
+        (
+            {"thinking_config": {"thinkingLevel": "HIGH"}, "upstream_model": "gemma-3-27b-it"},
+            {"thinkingConfig": {"thinkingLevel": "HIGH"}},
+        ),
         ({"thinking_config": {}, "reasoning_effort": "low"}, {"thinkingConfig": {"thinkingBudget": 1024}}),
         (
-            {"max_tokens": 100, "temperature": 0.2, "top_p": 0.8, "top_k": 10, "n": 2, "stop": ["x"],
-             "seed": 7, "presence_penalty": 0.1, "frequency_penalty": 0.2, "logprobs": True, "top_logprobs": 3,
-             "response_format": ResponseFormat(type="json_object"), "reasoning_effort": "high"},
-            {"maxOutputTokens": 100, "temperature": 0.2, "topP": 0.8, "topK": 10, "candidateCount": 2,
-             "stopSequences": ["x"], "seed": 7, "presencePenalty": 0.1, "frequencyPenalty": 0.2,
-             "responseLogprobs": True, "logprobs": 3, "responseMimeType": "application/json",
-             "thinkingConfig": {"thinkingBudget": 24576}},
+            {
+                "max_tokens": 100,
+                "temperature": 0.2,
+                "top_p": 0.8,
+                "top_k": 10,
+                "n": 2,
+                "stop": ["x"],
+                "seed": 7,
+                "presence_penalty": 0.1,
+                "frequency_penalty": 0.2,
+                "logprobs": True,
+                "top_logprobs": 3,
+                "response_format": ResponseFormat(type="json_object"),
+                "reasoning_effort": "high",
+            },
+            {
+                "maxOutputTokens": 100,
+                "temperature": 0.2,
+                "topP": 0.8,
+                "topK": 10,
+                "candidateCount": 2,
+                "stopSequences": ["x"],
+                "seed": 7,
+                "presencePenalty": 0.1,
+                "frequencyPenalty": 0.2,
+                "responseLogprobs": True,
+                "logprobs": 3,
+                "responseMimeType": "application/json",
+                "thinkingConfig": {"thinkingBudget": 24576},
+            },
         ),
     ],
 )
@@ -81,7 +117,10 @@ def test_generation_config(fields: dict[str, Any], config: dict | None) -> None:
 
 
 G3_PRO, G3_FLASH, G25_FLASH, G25_PRO = (
-    "gemini-3-pro-preview", "gemini-3-flash-preview", "gemini-2.5-flash", "gemini-2.5-pro",
+    "gemini-3-pro-preview",
+    "gemini-3-flash-preview",
+    "gemini-2.5-flash",
+    "gemini-2.5-pro",
 )
 
 
@@ -176,22 +215,51 @@ def test_generation_config_errors(fields: dict[str, Any], param: str, message: s
         ({"tools": []}, None),
         (
             {"tools": [WEATHER, TIME]},
-            [{"functionDeclarations": [
-                {"name": "get_weather", "description": "Weather for a city",
-                 "parametersJsonSchema": {"type": "object"}},
-                {"name": "get_time", "description": ""},
-            ]}],
+            [
+                {
+                    "functionDeclarations": [
+                        {
+                            "name": "get_weather",
+                            "description": "Weather for a city",
+                            "parametersJsonSchema": {"type": "object"},
+                        },
+                        {"name": "get_time", "description": ""},
+                    ]
+                }
+            ],
         ),
         (
-            {"tools": [Tool(name="f", parameters={
-                "$schema": "http://json-schema.org/draft-07/schema#", "strict": True, "type": "object",
-                "properties": {"strict": {"type": "boolean"}}, "additionalProperties": False,
-                "$defs": {"x": {"type": "string"}},
-            })]},
-            [{"functionDeclarations": [{"name": "f", "description": "", "parametersJsonSchema": {
-                "type": "object", "properties": {"strict": {"type": "boolean"}}, "additionalProperties": False,
-                "$defs": {"x": {"type": "string"}},
-            }}]}],
+            {
+                "tools": [
+                    Tool(
+                        name="f",
+                        parameters={
+                            "$schema": "http://json-schema.org/draft-07/schema#",
+                            "strict": True,
+                            "type": "object",
+                            "properties": {"strict": {"type": "boolean"}},
+                            "additionalProperties": False,
+                            "$defs": {"x": {"type": "string"}},
+                        },
+                    )
+                ]
+            },
+            [
+                {
+                    "functionDeclarations": [
+                        {
+                            "name": "f",
+                            "description": "",
+                            "parametersJsonSchema": {
+                                "type": "object",
+                                "properties": {"strict": {"type": "boolean"}},
+                                "additionalProperties": False,
+                                "$defs": {"x": {"type": "string"}},
+                            },
+                        }
+                    ]
+                }
+            ],
         ),
         ({"grounding": True}, [{"googleSearch": {}}]),
         (

@@ -16,7 +16,6 @@ from proxy_app.core import errors, hub
 from proxy_app.dialects.gemini import request as gn
 from tests.dialect_gemini_native_helpers import PNG, invalid, sdk_client, serve, t
 
-
 # ------------------------------------------------------------------------------------------------
 # embeddings (gemini.md §11, mapping.md §10)
 

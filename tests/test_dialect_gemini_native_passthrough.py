@@ -14,7 +14,6 @@ from proxy_app.core import hub
 from proxy_app.dialects.gemini import request as gn
 from tests.dialect_gemini_native_helpers import PNG, fc, gen, invalid, m, t, u
 
-
 # ------------------------------------------------------------------------------------------------
 # normalise: casing (gemini.md §2)
 

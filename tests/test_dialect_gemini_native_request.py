@@ -14,8 +14,19 @@ import pytest
 from proxy_app.core import hub
 from proxy_app.dialects.gemini import request as gn
 from tests.dialect_gemini_native_helpers import (
-    PNG, WEATHER, fc, fr, gen, invalid, m, parse, sdk_client, serve, t, u,
-)  # fmt: skip
+    PNG,
+    WEATHER,
+    fc,
+    fr,
+    gen,
+    invalid,
+    m,
+    parse,
+    sdk_client,
+    serve,
+    t,
+    u,
+)
 
 
 def text_message(role: str, *texts: str, **extra: Any) -> hub.Message:
@@ -161,6 +172,8 @@ def test_generation_config_maps_to_hub_fields(config, expected):
 def test_safety_settings_are_ignored():
     req = parse(gen(safetySettings=[{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]))
     assert req.safety_settings is None
+
+
 TIME = {
     "name": "get_time",
     "parameters": {"type": "OBJECT", "properties": {"tz": {"type": "STRING", "format": "enum", "enum": ["UTC"]}}},

@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from proxy_app.upstreams.gemini import codec as gemini
 from proxy_app.core.errors import InvalidRequest
 from proxy_app.core.hub import ChatRequest, Message, Part, ToolCall
+from proxy_app.upstreams.gemini import codec as gemini
 from tests.dialect_gemini_helpers import chat, t, u, user
-
 
 SKIP = "skip_thought_signature_validator"
 PLACEHOLDER = {"role": "user", "parts": [{"text": " "}]}
@@ -304,8 +303,12 @@ def test_thought_signatures(upstream_model: str, first_step_sig: str | None) -> 
 
 
 def test_gemini3_signs_the_first_call_even_after_text() -> None:
-    req = chat(user("q"), assistant("thinking out loud", call("a", "f")), tool("a", "1", name="f"),
-               upstream_model="gemini-3-pro-preview")
+    req = chat(
+        user("q"),
+        assistant("thinking out loud", call("a", "f")),
+        tool("a", "1", name="f"),
+        upstream_model="gemini-3-pro-preview",
+    )
     contents = gemini.build_generate_request(req)["contents"]
     assert contents[1] == m(t("thinking out loud"), fc("f", call_id="a", sig=SKIP))
 

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from proxy_app.upstreams.gemini import codec as gemini
 from proxy_app.core.errors import GatewayError, RateLimited, UpstreamError, UpstreamUnavailable
 from proxy_app.core.hub import ChatResponse, Choice, ChoiceDelta, StreamEvent, TokenLogprob, ToolCall, Usage
-
+from proxy_app.upstreams.gemini import codec as gemini
 
 SYNTHETIC_ID = re.compile(r"call_gw_[A-Za-z0-9]{20}")
 
@@ -38,8 +37,12 @@ def test_parse_full_response() -> None:
                 index=0,
             )
         ],
-        "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 3, "thoughtsTokenCount": 7,
-                          "totalTokenCount": 20},
+        "usageMetadata": {
+            "promptTokenCount": 10,
+            "candidatesTokenCount": 3,
+            "thoughtsTokenCount": 7,
+            "totalTokenCount": 20,
+        },
         "modelVersion": "gemini-2.5-flash",
         "responseId": "resp-1",
     }
@@ -51,13 +54,19 @@ def test_parse_full_response() -> None:
 
 
 def test_parse_function_calls() -> None:
-    body = {"candidates": [candidate(
-        {"functionCall": {"id": "call_real", "name": "get_weather", "args": {"city": "Paris"}},
-         "thoughtSignature": "c2ln"},
-        {"functionCall": {"name": "get_time"}},
-        {"functionCall": {"name": "get_time"}},
-        finishReason="STOP",
-    )]}
+    body = {
+        "candidates": [
+            candidate(
+                {
+                    "functionCall": {"id": "call_real", "name": "get_weather", "args": {"city": "Paris"}},
+                    "thoughtSignature": "c2ln",
+                },
+                {"functionCall": {"name": "get_time"}},
+                {"functionCall": {"name": "get_time"}},
+                finishReason="STOP",
+            )
+        ]
+    }
     choice = gemini.parse_generate_response(body).choices[0]
     first, second, third = choice.tool_calls
     assert first == ToolCall(id="call_real", name="get_weather", arguments={"city": "Paris"}, thought_signature="c2ln")
@@ -78,13 +87,28 @@ NO_SIGNAL = "the model produced a malformed function call"
         (None, [{"functionCall": {"id": "x", "name": "f"}}], {}, "tool_calls", ""),
         ("MAX_TOKENS", [{"text": "cut"}], {}, "length", ""),
         ("MAX_TOKENS", [], {}, "length", ""),
-        *[(r, [], {}, "content_filter", "") for r in (
-            "SAFETY", "RECITATION", "LANGUAGE", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII",
-            "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION",
-        )],
+        *[
+            (r, [], {}, "content_filter", "")
+            for r in (
+                "SAFETY",
+                "RECITATION",
+                "LANGUAGE",
+                "BLOCKLIST",
+                "PROHIBITED_CONTENT",
+                "SPII",
+                "IMAGE_SAFETY",
+                "IMAGE_PROHIBITED_CONTENT",
+                "IMAGE_RECITATION",
+            )
+        ],
         ("MALFORMED_FUNCTION_CALL", [], {}, "error", NO_SIGNAL),
-        ("MALFORMED_FUNCTION_CALL", [], {"finishMessage": "Malformed function call: print(x"}, "error",
-         "Malformed function call: print(x"),
+        (
+            "MALFORMED_FUNCTION_CALL",
+            [],
+            {"finishMessage": "Malformed function call: print(x"},
+            "error",
+            "Malformed function call: print(x",
+        ),
         ("UNEXPECTED_TOOL_CALL", [], {}, "error", "the model called a tool that was not enabled"),
         ("TOO_MANY_TOOL_CALLS", [], {}, "error", "the model made too many tool calls"),
         ("OTHER", [{"text": "x"}], {}, "stop", ""),
@@ -107,8 +131,11 @@ def test_finish_reasons(reason: str | None, parts: list, extra: dict, finish: st
     "body",
     [
         {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 8}},
-        {"candidates": [], "promptFeedback": {"blockReason": "PROHIBITED_CONTENT", "safetyRatings": []},
-         "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8}},
+        {
+            "candidates": [],
+            "promptFeedback": {"blockReason": "PROHIBITED_CONTENT", "safetyRatings": []},
+            "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8},
+        },
     ],
 )
 def test_blocked_prompt(body: dict) -> None:
@@ -125,8 +152,10 @@ def test_blocked_prompt(body: dict) -> None:
         ({"content": {"role": "model"}, "finishReason": "MAX_TOKENS"}, Choice(index=0, finish_reason="length")),
         ({"content": {}, "finishReason": "STOP"}, Choice(index=0)),
         ({}, Choice(index=0)),
-        ({"content": {"parts": [{"inlineData": {"mimeType": "image/png", "data": "x"}}, {"text": "ok"}]}},
-         Choice(index=0, text="ok")),
+        (
+            {"content": {"parts": [{"inlineData": {"mimeType": "image/png", "data": "x"}}, {"text": "ok"}]}},
+            Choice(index=0, text="ok"),
+        ),
         (
             candidate(
                 {"text": "Computing:"},
@@ -156,13 +185,22 @@ def test_missing_index_means_position() -> None:
         ({}, Usage()),
         ({"promptTokenCount": 12, "candidatesTokenCount": 5, "totalTokenCount": 17}, Usage(12, 5)),
         (
-            {"promptTokenCount": 1294, "candidatesTokenCount": 125, "thoughtsTokenCount": 1071,
-             "totalTokenCount": 2490},
+            {
+                "promptTokenCount": 1294,
+                "candidatesTokenCount": 125,
+                "thoughtsTokenCount": 1071,
+                "totalTokenCount": 2490,
+            },
             Usage(prompt_tokens=1294, completion_tokens=1196, reasoning_tokens=1071),
         ),
         (
-            {"promptTokenCount": 100, "toolUsePromptTokenCount": 40, "candidatesTokenCount": 10,
-             "cachedContentTokenCount": 64, "totalTokenCount": 150},
+            {
+                "promptTokenCount": 100,
+                "toolUsePromptTokenCount": 40,
+                "candidatesTokenCount": 10,
+                "cachedContentTokenCount": 64,
+                "totalTokenCount": 150,
+            },
             Usage(prompt_tokens=140, completion_tokens=10, cached_tokens=64),
         ),
         ({"promptTokenCount": "7"}, Usage(prompt_tokens=7)),
@@ -173,25 +211,38 @@ def test_usage(meta: dict | None, usage: Usage) -> None:
 
 
 def test_usage_total_matches_gemini_total() -> None:
-    meta = {"promptTokenCount": 100, "toolUsePromptTokenCount": 40, "candidatesTokenCount": 10,
-            "thoughtsTokenCount": 5, "totalTokenCount": 155}
+    meta = {
+        "promptTokenCount": 100,
+        "toolUsePromptTokenCount": 40,
+        "candidatesTokenCount": 10,
+        "thoughtsTokenCount": 5,
+        "totalTokenCount": 155,
+    }
     assert gemini.parse_usage(meta).total_tokens == 155
 
 
 def test_logprobs() -> None:
-    raw = candidate({"text": "Hi!"}, finishReason="STOP", logprobsResult={
-        "topCandidates": [
-            {"candidates": [{"token": "Hi", "tokenId": 1, "logProbability": -0.1},
-                            {"token": "Hello", "logProbability": -2.5}]},
-            {"candidates": [{"token": "!"}]},
-        ],
-        "chosenCandidates": [
-            {"token": "Hi", "tokenId": 1, "logProbability": -0.1},
-            {"token": "!"},
-            {"token": "\n", "logProbability": -3},
-        ],
-        "logProbabilitySum": -3.1,
-    })
+    raw = candidate(
+        {"text": "Hi!"},
+        finishReason="STOP",
+        logprobsResult={
+            "topCandidates": [
+                {
+                    "candidates": [
+                        {"token": "Hi", "tokenId": 1, "logProbability": -0.1},
+                        {"token": "Hello", "logProbability": -2.5},
+                    ]
+                },
+                {"candidates": [{"token": "!"}]},
+            ],
+            "chosenCandidates": [
+                {"token": "Hi", "tokenId": 1, "logProbability": -0.1},
+                {"token": "!"},
+                {"token": "\n", "logProbability": -3},
+            ],
+            "logProbabilitySum": -3.1,
+        },
+    )
     choice = gemini.parse_generate_response({"candidates": [raw]}).choices[0]
     assert choice.logprobs == [
         TokenLogprob("Hi", -0.1, [("Hi", -0.1), ("Hello", -2.5)]),
@@ -213,18 +264,26 @@ def test_no_logprobs_result_means_none_and_empty_result_means_empty_list() -> No
         ([], "malformed Gemini reply: response should be an object"),
         ({"candidates": {}}, "malformed Gemini reply: candidates should be a list"),
         ({"candidates": ["x"]}, "malformed Gemini reply: candidate should be an object"),
-        ({"candidates": [{"content": {"parts": "hi"}}]},
-         "malformed Gemini reply: candidate.content.parts should be a list"),
+        (
+            {"candidates": [{"content": {"parts": "hi"}}]},
+            "malformed Gemini reply: candidate.content.parts should be a list",
+        ),
         ({"candidates": [candidate({"text": 5})]}, "malformed Gemini reply: part.text should be a string"),
-        ({"candidates": [candidate({"functionCall": {"name": "f", "args": [1]}})]},
-         "malformed Gemini reply: functionCall.args should be an object"),
+        (
+            {"candidates": [candidate({"functionCall": {"name": "f", "args": [1]}})]},
+            "malformed Gemini reply: functionCall.args should be an object",
+        ),
         ({"candidates": [{"index": True}]}, "malformed Gemini reply: candidate.index should be an integer"),
         ({"candidates": [{"finishReason": 1}]}, "malformed Gemini reply: finishReason should be a string"),
-        ({"candidates": [{}], "usageMetadata": {"promptTokenCount": "many"}},
-         "malformed Gemini reply: usageMetadata.promptTokenCount should be an integer"),
+        (
+            {"candidates": [{}], "usageMetadata": {"promptTokenCount": "many"}},
+            "malformed Gemini reply: usageMetadata.promptTokenCount should be an integer",
+        ),
         ({"candidates": [{}], "usageMetadata": []}, "malformed Gemini reply: usageMetadata should be an object"),
-        ({"candidates": [{"logprobsResult": {"chosenCandidates": [{"logProbability": "x"}]}}]},
-         "malformed Gemini reply: logProbability should be a number"),
+        (
+            {"candidates": [{"logprobsResult": {"chosenCandidates": [{"logProbability": "x"}]}}]},
+            "malformed Gemini reply: logProbability should be a number",
+        ),
         ({"promptFeedback": "blocked"}, "malformed Gemini reply: promptFeedback should be an object"),
         ({}, "Gemini returned no candidates and no block reason"),
         ({"candidates": []}, "Gemini returned no candidates and no block reason"),
@@ -259,14 +318,19 @@ def test_malformed_response(body: Any, message: str) -> None:
             id="thought",
         ),
         pytest.param(
-            {"candidates": [candidate({"text": ""}, finishReason="STOP")],
-             "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 2}},
+            {
+                "candidates": [candidate({"text": ""}, finishReason="STOP")],
+                "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 2},
+            },
             StreamEvent(deltas=[ChoiceDelta(index=0, finish_reason="stop")], usage=Usage(4, 2)),
             id="final-stop",
         ),
         pytest.param(
-            {"candidates": [candidate({"functionCall": {"id": "c1", "name": "f", "args": {"a": 1}},
-                                       "thoughtSignature": "sig"})]},
+            {
+                "candidates": [
+                    candidate({"functionCall": {"id": "c1", "name": "f", "args": {"a": 1}}, "thoughtSignature": "sig"})
+                ]
+            },
             StreamEvent(deltas=[ChoiceDelta(index=0, tool_calls=[ToolCall("c1", "f", {"a": 1}, "sig")])]),
             id="call-without-finish",
         ),
@@ -292,8 +356,9 @@ def test_malformed_response(body: Any, message: str) -> None:
         ),
         pytest.param(
             {"candidates": [candidate({"text": "a"}), candidate({"text": "b"}, index=1, finishReason="SAFETY")]},
-            StreamEvent(deltas=[ChoiceDelta(index=0, text="a"),
-                                ChoiceDelta(index=1, text="b", finish_reason="content_filter")]),
+            StreamEvent(
+                deltas=[ChoiceDelta(index=0, text="a"), ChoiceDelta(index=1, text="b", finish_reason="content_filter")]
+            ),
             id="two-candidates",
         ),
         pytest.param(
@@ -318,16 +383,33 @@ def test_stream_chunks(chunk: dict, event: StreamEvent) -> None:
     [
         (
             {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}},
-            UpstreamUnavailable, 503, "The model is overloaded.", None,
+            UpstreamUnavailable,
+            503,
+            "The model is overloaded.",
+            None,
         ),
         (
-            [{"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED", "details": [
-                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "9s"}]}}],
-            RateLimited, 429, "quota", 9,
+            [
+                {
+                    "error": {
+                        "code": 429,
+                        "message": "quota",
+                        "status": "RESOURCE_EXHAUSTED",
+                        "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "9s"}],
+                    }
+                }
+            ],
+            RateLimited,
+            429,
+            "quota",
+            9,
         ),
         (
             {"error": {"code": 500, "message": "Internal error", "status": "INTERNAL"}},
-            UpstreamError, 502, "Internal error", None,
+            UpstreamError,
+            502,
+            "Internal error",
+            None,
         ),
         ({"error": {"message": "no code"}}, UpstreamError, 502, "no code", None),
         ({"error": "boom"}, UpstreamError, 502, "malformed Gemini reply: error should be an object", None),
@@ -337,5 +419,8 @@ def test_stream_error_chunks(chunk: Any, error_type: type, status: int, message:
     with pytest.raises(GatewayError) as info:
         gemini.parse_stream_chunk(chunk)
     assert (type(info.value), info.value.status, info.value.message, info.value.retry_after) == (
-        error_type, status, message, retry_after,
+        error_type,
+        status,
+        message,
+        retry_after,
     )

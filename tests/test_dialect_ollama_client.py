@@ -38,23 +38,53 @@ from proxy_app.dialects.ollama.request import (
 from tests.dialect_helpers import JPEG, PNG, b64
 from tests.dialect_ollama_helpers import TIMINGS, USAGE
 
-
 # --- malformed input never escapes as anything but InvalidRequest ------------------------------------
 
-JUNK = [None, True, 0, -1, 1.5, float("inf"), "", "x", "json", [], [None], ["x"], [{}], {}, {"a": 1}, {"function": None}]
+JUNK = [
+    None,
+    True,
+    0,
+    -1,
+    1.5,
+    float("inf"),
+    "",
+    "x",
+    "json",
+    [],
+    [None],
+    ["x"],
+    [{}],
+    {},
+    {"a": 1},
+    {"function": None},
+]
 SAMPLES = {
     parse_chat_request: {
         "model": "m",
         "messages": [
             {"role": "system", "content": "s"},
             {"role": "user", "content": "u", "images": [b64(PNG)]},
-            {"role": "assistant", "content": "", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": {"a": 1}}}]},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": {"a": 1}}}],
+            },
             {"role": "tool", "content": "r", "tool_name": "f", "tool_call_id": "c"},
         ],
-        "tools": [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}],
+        "tools": [
+            {"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}
+        ],
         "format": {"type": "object"},
-        "options": {"num_predict": 1, "temperature": 0.1, "top_p": 0.5, "top_k": 3, "seed": 1, "stop": ["x"],
-                    "presence_penalty": 0.1, "frequency_penalty": 0.1},
+        "options": {
+            "num_predict": 1,
+            "temperature": 0.1,
+            "top_p": 0.5,
+            "top_k": 3,
+            "seed": 1,
+            "stop": ["x"],
+            "presence_penalty": 0.1,
+            "frequency_penalty": 0.1,
+        },
         "think": "low",
         "stream": False,
         "logprobs": True,
@@ -62,14 +92,24 @@ SAMPLES = {
         "keep_alive": "5m",
     },
     parse_generate_request: {
-        "model": "m", "prompt": "p", "system": "s", "suffix": "", "images": [b64(JPEG)], "format": "json",
-        "options": {"stop": "x"}, "think": True, "stream": True, "template": "t", "raw": False, "context": [1],
+        "model": "m",
+        "prompt": "p",
+        "system": "s",
+        "suffix": "",
+        "images": [b64(JPEG)],
+        "format": "json",
+        "options": {"stop": "x"},
+        "think": True,
+        "stream": True,
+        "template": "t",
+        "raw": False,
+        "context": [1],
     },
     parse_embed_request: {"model": "m", "input": ["a", "b"], "dimensions": 3, "truncate": True},
     parse_legacy_embeddings_request: {"model": "m", "prompt": "p"},
     parse_show_request: {"model": "m", "verbose": True},
     parse_load_request: {"model": "m", "messages": [], "keep_alive": 0},
-}  # fmt: skip
+}
 
 
 def paths(value, prefix=()):
@@ -181,7 +221,12 @@ def client() -> ollama.Client:
 
 def test_client_chat(client):
     resp = client.chat(model="gemini-2.5-flash", messages=[{"role": "user", "content": "weather?"}], think=True)
-    assert (resp.message.content, resp.message.thinking, resp.done_reason, resp.eval_count) == ("It is sunny.", "Hmm.", "stop", 11)
+    assert (resp.message.content, resp.message.thinking, resp.done_reason, resp.eval_count) == (
+        "It is sunny.",
+        "Hmm.",
+        "stop",
+        11,
+    )
 
 
 def test_client_chat_stream(client):
@@ -202,7 +247,11 @@ def test_client_chat_with_tools_and_images(client):
 
     msgs = [
         {"role": "user", "content": "look", "images": [PNG]},
-        {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}],
+        },
         {"role": "tool", "content": "sunny", "tool_name": "get_weather"},
     ]
     assert client.chat(model="m", messages=msgs, tools=[get_weather]).message.content == "It is sunny."

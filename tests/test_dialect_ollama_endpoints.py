@@ -165,16 +165,28 @@ def test_generate_fields(fields, attr, expected):
 @pytest.mark.parametrize(
     ("body", "param", "message"),
     [
-        ({"model": "codellama:7b", "prompt": "def f(", "suffix": "return x"}, "suffix", '"codellama:7b" does not support insert'),
+        (
+            {"model": "codellama:7b", "prompt": "def f(", "suffix": "return x"},
+            "suffix",
+            '"codellama:7b" does not support insert',
+        ),
         ({"model": "m", "prompt": ""}, "prompt", "'prompt' must not be empty (an empty prompt only loads the model)"),
         ({"model": "m", "prompt": 5}, "prompt", "'prompt' must be a string"),
         ({"model": "m", "prompt": "x", "system": ["a"]}, "system", "'system' must be a string"),
         ({"model": "m", "prompt": "x", "suffix": 1}, "suffix", "'suffix' must be a string"),
-        ({"model": "m", "prompt": "x", "images": [b64(PDF)]}, "images[0]", "'images[0]' is not a supported image: expected PNG, JPEG, GIF or WEBP data"),
+        (
+            {"model": "m", "prompt": "x", "images": [b64(PDF)]},
+            "images[0]",
+            "'images[0]' is not a supported image: expected PNG, JPEG, GIF or WEBP data",
+        ),
         ({"prompt": "x"}, "model", "model is required"),
-        ({"model": "m", "prompt": "x", "think": "none"}, "think", "'think' must be true, false, \"low\", \"medium\", \"high\" or \"max\""),
+        (
+            {"model": "m", "prompt": "x", "think": "none"},
+            "think",
+            '\'think\' must be true, false, "low", "medium", "high" or "max"',
+        ),
     ],
-)  # fmt: skip
+)
 def test_generate_rejects(body, param, message):
     err = rejected(parse_generate_request, body)
     assert (err.param, err.message) == (param, message)
@@ -209,7 +221,11 @@ def test_parse_embed_request_dimensions():
     ("body", "param", "message"),
     [
         ({"model": "m", "input": 5}, "input", "invalid input type: 'input' must be a string or an array of strings"),
-        ({"model": "m", "input": {"a": 1}}, "input", "invalid input type: 'input' must be a string or an array of strings"),
+        (
+            {"model": "m", "input": {"a": 1}},
+            "input",
+            "invalid input type: 'input' must be a string or an array of strings",
+        ),
         ({"model": "m", "input": ["a", 1]}, "input[1]", "'input[1]' must be a string"),
         ({"model": "m", "input": ["a", ""]}, "input[1]", "'input[1]' must not be empty"),
         ({"model": "m", "input": "x", "dimensions": 0}, "dimensions", "'dimensions' must be at least 1"),
@@ -322,20 +338,28 @@ def test_build_tags_validates_with_ollama_python():
 @pytest.mark.parametrize(
     ("info", "capabilities"),
     [
-        (hub.ModelInfo(id="gemini-2.5-pro", methods=["generateContent", "countTokens"]), ["completion", "tools", "vision", "thinking"]),
+        (
+            hub.ModelInfo(id="gemini-2.5-pro", methods=["generateContent", "countTokens"]),
+            ["completion", "tools", "vision", "thinking"],
+        ),
         (hub.ModelInfo(id="gemini-embedding-001", methods=["embedContent", "countTokens"]), ["embedding"]),
         (hub.ModelInfo(id="my-embedder", methods=["embedContent", "batchEmbedContents"]), ["embedding"]),
         (hub.ModelInfo(id="text-embedding-3-small"), ["embedding"]),
         (hub.ModelInfo(id="gpt-4o"), ["completion", "tools", "vision", "thinking"]),
-        (hub.ModelInfo(id="hybrid", methods=["generateContent", "embedContent"]), ["completion", "tools", "vision", "thinking"]),
+        (
+            hub.ModelInfo(id="hybrid", methods=["generateContent", "embedContent"]),
+            ["completion", "tools", "vision", "thinking"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_show_capabilities(info, capabilities):
     assert build_show(info)["capabilities"] == capabilities
 
 
 def test_build_show_shape():
-    info = hub.ModelInfo(id="gemini-2.5-flash", created=1_700_000_000, input_token_limit=1_048_576, methods=["generateContent"])
+    info = hub.ModelInfo(
+        id="gemini-2.5-flash", created=1_700_000_000, input_token_limit=1_048_576, methods=["generateContent"]
+    )
     body = build_show(info)
     assert body == {
         "modelfile": "",
@@ -365,7 +389,12 @@ def test_build_show_default_context_length():
 
 @pytest.mark.parametrize(
     ("body", "name"),
-    [({"model": "llava"}, "llava"), ({"name": "llava:latest"}, "llava:latest"), ({"model": "a", "name": "b"}, "a"), ({"model": "", "name": "b"}, "b")],
+    [
+        ({"model": "llava"}, "llava"),
+        ({"name": "llava:latest"}, "llava:latest"),
+        ({"model": "a", "name": "b"}, "a"),
+        ({"model": "", "name": "b"}, "b"),
+    ],
 )
 def test_parse_show_request(body, name):
     assert parse_show_request(body) == name
@@ -373,7 +402,12 @@ def test_parse_show_request(body, name):
 
 @pytest.mark.parametrize(
     ("body", "message"),
-    [({}, "model is required"), ({"model": ""}, "model is required"), ({"model": 1}, "'model' must be a string"), ([], "request body must be a JSON object")],
+    [
+        ({}, "model is required"),
+        ({"model": ""}, "model is required"),
+        ({"model": 1}, "'model' must be a string"),
+        ([], "request body must be a JSON object"),
+    ],
 )
 def test_parse_show_request_rejects(body, message):
     assert rejected(parse_show_request, body).message == message
@@ -394,17 +428,29 @@ def test_version_and_root():
     [
         (errors.InvalidRequest("'stream' must be a boolean", param="stream"), {"error": "'stream' must be a boolean"}),
         (errors.Unauthorized("Missing API key."), {"error": "Missing API key."}),
-        (errors.Forbidden("This API key may not use the model 'x'."), {"error": "This API key may not use the model 'x'."}),
-        (errors.NotFound("The model 'llama3:latest' does not exist or you do not have access to it."), {"error": "model 'llama3:latest' not found"}),
-        (errors.NotFound("models/foo is not found for API version v1beta"), {"error": "models/foo is not found for API version v1beta"}),
-        (errors.NotFound("Unknown endpoint GET /api/nope", code="not_found"), {"error": "Unknown endpoint GET /api/nope"}),
+        (
+            errors.Forbidden("This API key may not use the model 'x'."),
+            {"error": "This API key may not use the model 'x'."},
+        ),
+        (
+            errors.NotFound("The model 'llama3:latest' does not exist or you do not have access to it."),
+            {"error": "model 'llama3:latest' not found"},
+        ),
+        (
+            errors.NotFound("models/foo is not found for API version v1beta"),
+            {"error": "models/foo is not found for API version v1beta"},
+        ),
+        (
+            errors.NotFound("Unknown endpoint GET /api/nope", code="not_found"),
+            {"error": "Unknown endpoint GET /api/nope"},
+        ),
         (errors.PayloadTooLarge("too big"), {"error": "too big"}),
         (errors.RateLimited("slow down", retry_after=3), {"error": "slow down"}),
         (errors.UpstreamError("upstream authentication failed"), {"error": "upstream authentication failed"}),
         (errors.UpstreamUnavailable("no upstream"), {"error": "no upstream"}),
         (errors.UpstreamTimeout("timed out"), {"error": "timed out"}),
     ],
-)  # fmt: skip
+)
 def test_build_error(err, body):
     assert build_error(err) == body
 

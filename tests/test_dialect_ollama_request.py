@@ -14,7 +14,6 @@ from proxy_app.dialects.ollama.request import parse_body, parse_chat_request
 from tests.dialect_helpers import GIF, JPEG, PDF, PNG, WEBP, b64, rejected, text
 from tests.dialect_ollama_helpers import USER
 
-
 SYNTHETIC_ID = re.compile(r"call_gw_[A-Za-z0-9]{20}")
 
 
@@ -183,7 +182,9 @@ def test_chat_drops_empty_assistant_turns():
     assert [m.role for m in got] == ["user", "user"]
 
 
-@pytest.mark.parametrize(("raw", "mime"), [(PNG, "image/png"), (JPEG, "image/jpeg"), (GIF, "image/gif"), (WEBP, "image/webp")])
+@pytest.mark.parametrize(
+    ("raw", "mime"), [(PNG, "image/png"), (JPEG, "image/jpeg"), (GIF, "image/gif"), (WEBP, "image/webp")]
+)
 def test_images_are_sniffed(raw, mime):
     (msg,) = messages({"role": "user", "content": "what is this", "images": [b64(raw)]})
     assert msg.parts == [text("what is this"), hub.Part("media", mime_type=mime, data=b64(raw))]
@@ -366,42 +367,140 @@ REJECTED = [
     ({"model": "m", "messages": "hi"}, "messages", "'messages' must be an array"),
     ({"model": "m", "messages": []}, "messages", "'messages' must not be empty (an empty list only loads the model)"),
     ({"model": "m", "messages": ["hi"]}, "messages[0]", "'messages[0]' must be an object"),
-    ({"model": "m", "messages": [{"role": "developer", "content": "x"}]}, "messages[0].role", "'messages[0].role' must be one of system, user, assistant, tool"),
-    ({"model": "m", "messages": [{"content": "x"}]}, "messages[0].role", "'messages[0].role' must be one of system, user, assistant, tool"),
-    ({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]}, "messages[0].content", "'messages[0].content' must be a string"),
-    ({"model": "m", "messages": [{"role": "assistant", "tool_calls": {}}]}, "messages[0].tool_calls", "'messages[0].tool_calls' must be an array"),
-    ({"model": "m", "messages": [{"role": "assistant", "tool_calls": [1]}]}, "messages[0].tool_calls[0]", "'messages[0].tool_calls[0]' must be an object"),
-    ({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{}]}]}, "messages[0].tool_calls[0].function", "'messages[0].tool_calls[0].function' must be an object"),
-    ({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"function": {}}]}]}, "messages[0].tool_calls[0].function.name", "'messages[0].tool_calls[0].function.name' must be a string"),
-    ({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"function": {"name": ""}}]}]}, "messages[0].tool_calls[0].function.name", "'messages[0].tool_calls[0].function.name' must not be empty"),
-    ({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}]}, "messages[0].tool_calls[0].function.arguments", "invalid tool call arguments: expected a JSON object"),
-    ({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": [1]}}]}]}, "messages[0].tool_calls[0].function.arguments", "invalid tool call arguments: expected a JSON object"),
-    ({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"id": 5, "function": {"name": "f"}}]}]}, "messages[0].tool_calls[0].id", "'messages[0].tool_calls[0].id' must be a string"),
-    ({"model": "m", "messages": [assistant(call("f")), {"role": "tool", "tool_call_id": 1}]}, "messages[1].tool_call_id", "'messages[1].tool_call_id' must be a string"),
+    (
+        {"model": "m", "messages": [{"role": "developer", "content": "x"}]},
+        "messages[0].role",
+        "'messages[0].role' must be one of system, user, assistant, tool",
+    ),
+    (
+        {"model": "m", "messages": [{"content": "x"}]},
+        "messages[0].role",
+        "'messages[0].role' must be one of system, user, assistant, tool",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]},
+        "messages[0].content",
+        "'messages[0].content' must be a string",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "assistant", "tool_calls": {}}]},
+        "messages[0].tool_calls",
+        "'messages[0].tool_calls' must be an array",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "assistant", "tool_calls": [1]}]},
+        "messages[0].tool_calls[0]",
+        "'messages[0].tool_calls[0]' must be an object",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "assistant", "tool_calls": [{}]}]},
+        "messages[0].tool_calls[0].function",
+        "'messages[0].tool_calls[0].function' must be an object",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"function": {}}]}]},
+        "messages[0].tool_calls[0].function.name",
+        "'messages[0].tool_calls[0].function.name' must be a string",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"function": {"name": ""}}]}]},
+        "messages[0].tool_calls[0].function.name",
+        "'messages[0].tool_calls[0].function.name' must not be empty",
+    ),
+    (
+        {
+            "model": "m",
+            "messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}],
+        },
+        "messages[0].tool_calls[0].function.arguments",
+        "invalid tool call arguments: expected a JSON object",
+    ),
+    (
+        {
+            "model": "m",
+            "messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": [1]}}]}],
+        },
+        "messages[0].tool_calls[0].function.arguments",
+        "invalid tool call arguments: expected a JSON object",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"id": 5, "function": {"name": "f"}}]}]},
+        "messages[0].tool_calls[0].id",
+        "'messages[0].tool_calls[0].id' must be a string",
+    ),
+    (
+        {"model": "m", "messages": [assistant(call("f")), {"role": "tool", "tool_call_id": 1}]},
+        "messages[1].tool_call_id",
+        "'messages[1].tool_call_id' must be a string",
+    ),
     ({"model": "m", "messages": M, "stream": "yes"}, "stream", "'stream' must be a boolean"),
     ({"model": "m", "messages": M, "format": "xml"}, "format", "'format' must be \"json\" or a JSON schema object"),
     ({"model": "m", "messages": M, "format": 1}, "format", "'format' must be \"json\" or a JSON schema object"),
     ({"model": "m", "messages": M, "options": []}, "options", "'options' must be an object"),
-    ({"model": "m", "messages": M, "options": {"temperature": "hot"}}, "options.temperature", "'options.temperature' must be a number"),
-    ({"model": "m", "messages": M, "options": {"temperature": True}}, "options.temperature", "'options.temperature' must be a number"),
-    ({"model": "m", "messages": M, "options": {"num_predict": "10"}}, "options.num_predict", "'options.num_predict' must be a number"),
+    (
+        {"model": "m", "messages": M, "options": {"temperature": "hot"}},
+        "options.temperature",
+        "'options.temperature' must be a number",
+    ),
+    (
+        {"model": "m", "messages": M, "options": {"temperature": True}},
+        "options.temperature",
+        "'options.temperature' must be a number",
+    ),
+    (
+        {"model": "m", "messages": M, "options": {"num_predict": "10"}},
+        "options.num_predict",
+        "'options.num_predict' must be a number",
+    ),
     ({"model": "m", "messages": M, "options": {"top_k": [1]}}, "options.top_k", "'options.top_k' must be a number"),
-    ({"model": "m", "messages": M, "options": {"seed": 2**40}}, "options.seed", "'options.seed' must be at most 2147483647"),
+    (
+        {"model": "m", "messages": M, "options": {"seed": 2**40}},
+        "options.seed",
+        "'options.seed' must be at most 2147483647",
+    ),
     ({"model": "m", "messages": M, "options": {"stop": [1]}}, "options.stop[0]", "'options.stop[0]' must be a string"),
     ({"model": "m", "messages": M, "options": {"stop": 5}}, "options.stop", "'options.stop' must be an array"),
-    ({"model": "m", "messages": M, "think": "extreme"}, "think", "'think' must be true, false, \"low\", \"medium\", \"high\" or \"max\""),
-    ({"model": "m", "messages": M, "think": 1}, "think", "'think' must be true, false, \"low\", \"medium\", \"high\" or \"max\""),
+    (
+        {"model": "m", "messages": M, "think": "extreme"},
+        "think",
+        '\'think\' must be true, false, "low", "medium", "high" or "max"',
+    ),
+    (
+        {"model": "m", "messages": M, "think": 1},
+        "think",
+        '\'think\' must be true, false, "low", "medium", "high" or "max"',
+    ),
     ({"model": "m", "messages": M, "logprobs": "yes"}, "logprobs", "'logprobs' must be a boolean"),
     ({"model": "m", "messages": M, "top_logprobs": 21}, "top_logprobs", "top_logprobs must be between 0 and 20"),
     ({"model": "m", "messages": M, "top_logprobs": -1}, "top_logprobs", "top_logprobs must be between 0 and 20"),
     ({"model": "m", "messages": M, "top_logprobs": 2.5}, "top_logprobs", "'top_logprobs' must be an integer"),
     ({"model": "m", "messages": M, "tools": {}}, "tools", "'tools' must be an array"),
-    ({"model": "m", "messages": M, "tools": [{"type": "retrieval"}]}, "tools[0].type", "only function tools are supported, got 'retrieval'"),
-    ({"model": "m", "messages": M, "tools": [{"type": "function"}]}, "tools[0].function", "'tools[0].function' must be an object"),
-    ({"model": "m", "messages": M, "tools": [{"function": {"name": "a b"}}]}, "tools[0].function.name", "function names may use only a-z, A-Z, 0-9, _ . : - and at most 64 characters"),
-    ({"model": "m", "messages": M, "tools": [{"function": {"name": "f"}}, {"function": {"name": "f"}}]}, "tools[1].function.name", "duplicate function name 'f'"),
-    ({"model": "m", "messages": M, "tools": [{"function": {"name": "f", "parameters": "x"}}]}, "tools[0].function.parameters", "'tools[0].function.parameters' must be an object"),
-]  # fmt: skip
+    (
+        {"model": "m", "messages": M, "tools": [{"type": "retrieval"}]},
+        "tools[0].type",
+        "only function tools are supported, got 'retrieval'",
+    ),
+    (
+        {"model": "m", "messages": M, "tools": [{"type": "function"}]},
+        "tools[0].function",
+        "'tools[0].function' must be an object",
+    ),
+    (
+        {"model": "m", "messages": M, "tools": [{"function": {"name": "a b"}}]},
+        "tools[0].function.name",
+        "function names may use only a-z, A-Z, 0-9, _ . : - and at most 64 characters",
+    ),
+    (
+        {"model": "m", "messages": M, "tools": [{"function": {"name": "f"}}, {"function": {"name": "f"}}]},
+        "tools[1].function.name",
+        "duplicate function name 'f'",
+    ),
+    (
+        {"model": "m", "messages": M, "tools": [{"function": {"name": "f", "parameters": "x"}}]},
+        "tools[0].function.parameters",
+        "'tools[0].function.parameters' must be an object",
+    ),
+]
 
 
 @pytest.mark.parametrize(("body", "param", "message"), REJECTED)

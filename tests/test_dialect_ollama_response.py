@@ -6,7 +6,7 @@ pydantic types.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 
 import orjson
 import pytest
@@ -22,7 +22,6 @@ from proxy_app.dialects.ollama.request import (
     build_generate_response,
 )
 from tests.dialect_ollama_helpers import TIMESTAMP, TIMINGS, USAGE
-
 
 METRICS = {
     "total_duration": 900,
@@ -102,7 +101,11 @@ def test_build_chat_response_uses_choice_zero_and_survives_no_choices():
     resp = hub.ChatResponse(choices=[hub.Choice(index=1, text="b"), hub.Choice(index=0, text="a")], usage=USAGE)
     assert build_chat_response(resp, "m", timings=TIMINGS)["message"]["content"] == "a"
     empty = build_chat_response(hub.ChatResponse(choices=[], usage=hub.Usage()), "m", timings=TIMINGS)
-    assert (empty["message"], empty["done_reason"], empty["eval_count"]) == ({"role": "assistant", "content": ""}, "stop", 0)
+    assert (empty["message"], empty["done_reason"], empty["eval_count"]) == (
+        {"role": "assistant", "content": ""},
+        "stop",
+        0,
+    )
 
 
 def test_build_chat_response_logprobs():
@@ -125,7 +128,14 @@ def test_build_chat_response_logprobs():
 def test_build_generate_response_shape():
     body = build_generate_response(chat_response(text="Blue.", reasoning="Sky."), "m:7b", timings=TIMINGS)
     assert TIMESTAMP.fullmatch(body.pop("created_at"))
-    assert body == {"model": "m:7b", "response": "Blue.", "thinking": "Sky.", "done": True, "done_reason": "stop", **METRICS}
+    assert body == {
+        "model": "m:7b",
+        "response": "Blue.",
+        "thinking": "Sky.",
+        "done": True,
+        "done_reason": "stop",
+        **METRICS,
+    }
     assert "context" not in body
     GenerateResponse.model_validate(body)
     plain = build_generate_response(chat_response(text="Blue."), "m", timings=TIMINGS)
@@ -133,7 +143,7 @@ def test_build_generate_response_shape():
 
 
 def test_created_at_format():
-    moment = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
+    moment = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
     assert ollama_stream.timestamp(moment) == "2026-01-02T03:04:05.123456000Z"
     assert TIMESTAMP.fullmatch(ollama_stream.timestamp())
 
@@ -197,7 +207,9 @@ def test_chat_stream_sequence():
             "message": {
                 "role": "assistant",
                 "content": "",
-                "tool_calls": [{"id": "call_1", "function": {"index": 0, "name": "get_weather", "arguments": {"city": "Tokyo"}}}],
+                "tool_calls": [
+                    {"id": "call_1", "function": {"index": 0, "name": "get_weather", "arguments": {"city": "Tokyo"}}}
+                ],
             },
             "done": False,
         },
@@ -240,7 +252,9 @@ def test_stream_ends_with_stop_when_no_reason_was_seen(encoder_class):
 
 def test_stream_shows_only_choice_zero():
     encoder = ChatStreamEncoder("m")
-    frames = encoder.encode(hub.StreamEvent(deltas=[hub.ChoiceDelta(index=1, text="other"), hub.ChoiceDelta(index=0, text="mine")]))
+    frames = encoder.encode(
+        hub.StreamEvent(deltas=[hub.ChoiceDelta(index=1, text="other"), hub.ChoiceDelta(index=0, text="mine")])
+    )
     assert [without_time(f)["message"]["content"] for f in frames] == ["mine"]
     assert encoder.encode(event(index=1, finish_reason="error")) == []
 

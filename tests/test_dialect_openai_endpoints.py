@@ -26,7 +26,6 @@ from proxy_app.dialects.openai.request import (
 from tests.dialect_helpers import rejected, text
 from tests.dialect_openai_helpers import decode, ev, sdk, sse
 
-
 # --- embeddings ----------------------------------------------------------------------------------
 
 
@@ -60,7 +59,11 @@ def test_parse_embed(body, inputs, fmt, dims):
         ({"input": "a", "dimensions": 0}, "dimensions", "'dimensions' must be at least 1, got 0"),
         ({"input": "a", "dimensions": True}, "dimensions", "'dimensions' must be an integer"),
         ({"input": "a", "dimensions": "256"}, "dimensions", "'dimensions' must be an integer"),
-        ({"input": "a", "encoding_format": "int8"}, "encoding_format", "'encoding_format' must be one of float, base64"),
+        (
+            {"input": "a", "encoding_format": "int8"},
+            "encoding_format",
+            "'encoding_format' must be one of float, base64",
+        ),
         ({"input": "a", "model": ""}, "model", "'model' must not be empty"),
     ],
 )
@@ -121,10 +124,16 @@ def test_parse_completion(fields, attr, expected):
 @pytest.mark.parametrize(
     ("fields", "param", "message"),
     [
-        ({"prompt": ["a", "b"]}, "prompt",
-         "send exactly one prompt per request; prompt arrays with several prompts are not supported"),
-        ({"prompt": []}, "prompt",
-         "send exactly one prompt per request; prompt arrays with several prompts are not supported"),
+        (
+            {"prompt": ["a", "b"]},
+            "prompt",
+            "send exactly one prompt per request; prompt arrays with several prompts are not supported",
+        ),
+        (
+            {"prompt": []},
+            "prompt",
+            "send exactly one prompt per request; prompt arrays with several prompts are not supported",
+        ),
         ({"prompt": [1, 2]}, "prompt", "token prompts are not supported; send the prompt as a string"),
         ({"prompt": [[1, 2]]}, "prompt", "token prompts are not supported; send the prompt as a string"),
         ({"prompt": None}, "prompt", "'prompt' must be a string or an array with one string"),
@@ -141,15 +150,17 @@ def test_parse_completion(fields, attr, expected):
         ({"n": 2, "stream": True}, "n", "n > 1 is not supported with stream: true"),
         ({"model": None}, "model", "'model' must be a string"),
     ],
-)  # fmt: skip
+)
 def test_bad_completion(fields, param, message):
     err = rejected(parse_completion_request, {"model": "m", "prompt": "x", **fields})
     assert (err.param, err.message) == (param, message)
 
 
 def test_completion_response():
-    resp = hub.ChatResponse([hub.Choice(text="hi", reasoning="hidden"), hub.Choice(index=1, finish_reason="length")],
-                            hub.Usage(prompt_tokens=1, completion_tokens=2))  # fmt: skip
+    resp = hub.ChatResponse(
+        [hub.Choice(text="hi", reasoning="hidden"), hub.Choice(index=1, finish_reason="length")],
+        hub.Usage(prompt_tokens=1, completion_tokens=2),
+    )
     out = build_completion_response(resp, "alias", created=3, completion_id="cmpl-1")
     assert out == {
         "id": "cmpl-1",
@@ -160,25 +171,36 @@ def test_completion_response():
             {"text": "hi", "index": 0, "logprobs": None, "finish_reason": "stop"},
             {"text": "", "index": 1, "logprobs": None, "finish_reason": "length"},
         ],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3,
-                  "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}},
-    }  # fmt: skip
+        "usage": {
+            "prompt_tokens": 1,
+            "completion_tokens": 2,
+            "total_tokens": 3,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        },
+    }
     Completion.model_validate(out)
 
 
-@pytest.mark.parametrize(("reason", "shown"), [("stop", "stop"), ("length", "length"),
-                                                ("content_filter", "content_filter"), ("tool_calls", "stop")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("reason", "shown"),
+    [("stop", "stop"), ("length", "length"), ("content_filter", "content_filter"), ("tool_calls", "stop")],
+)
 def test_completion_finish_reasons(reason, shown):
-    out = build_completion_response(hub.ChatResponse([hub.Choice(finish_reason=reason)], hub.Usage()), "m", created=1,
-                                    completion_id="c")  # fmt: skip
+    out = build_completion_response(
+        hub.ChatResponse([hub.Choice(finish_reason=reason)], hub.Usage()), "m", created=1, completion_id="c"
+    )
     assert out["choices"][0]["finish_reason"] == shown
 
 
 @pytest.mark.parametrize("include_usage", [False, True])
 def test_completion_stream(include_usage):
     enc = CompletionStreamEncoder("alias", completion_id="cmpl-2", created=4, include_usage=include_usage)
-    events = [ev(hub.ChoiceDelta(reasoning="hidden")), ev(hub.ChoiceDelta(text="Hel")),
-              ev(hub.ChoiceDelta(text="lo", finish_reason="stop"))]  # fmt: skip
+    events = [
+        ev(hub.ChoiceDelta(reasoning="hidden")),
+        ev(hub.ChoiceDelta(text="Hel")),
+        ev(hub.ChoiceDelta(text="lo", finish_reason="stop")),
+    ]
     frames = [f for e in events for f in enc.encode(e)] + enc.finish(hub.Usage(prompt_tokens=1, completion_tokens=2))
     head = {"id": "cmpl-2", "object": "text_completion", "created": 4, "model": "alias"}
 
@@ -187,9 +209,19 @@ def test_completion_stream(include_usage):
 
     expected = [c("Hel"), c("lo"), c("", "stop")]
     if include_usage:
-        expected.append({**head, "choices": [], "usage": {
-            "prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3,
-            "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}})  # fmt: skip
+        expected.append(
+            {
+                **head,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": 1,
+                    "completion_tokens": 2,
+                    "total_tokens": 3,
+                    "prompt_tokens_details": {"cached_tokens": 0},
+                    "completion_tokens_details": {"reasoning_tokens": 0},
+                },
+            }
+        )
     got = decode(frames)
     assert got == [*expected, "[DONE]"]
     # The SDK's Completion type makes finish_reason non-null, yet OpenAI itself streams nulls and the
@@ -209,8 +241,11 @@ def test_sdk_completions_stream():
     def handler(request: httpx.Request) -> httpx.Response:
         req = parse_completion_request(orjson.loads(request.content))
         enc = CompletionStreamEncoder(req.model, completion_id="cmpl-3", created=1, include_usage=False)
-        return sse(enc.encode(ev(hub.ChoiceDelta(text="a"))) + enc.encode(ev(hub.ChoiceDelta(text="b", finish_reason="stop")))
-                   + enc.finish(None))  # fmt: skip
+        return sse(
+            enc.encode(ev(hub.ChoiceDelta(text="a")))
+            + enc.encode(ev(hub.ChoiceDelta(text="b", finish_reason="stop")))
+            + enc.finish(None)
+        )
 
     chunks = list(sdk(handler).completions.create(model="alias", prompt="x", stream=True))
     assert "".join(c.choices[0].text for c in chunks) == "ab"
@@ -222,7 +257,12 @@ def test_sdk_completions_stream():
 
 def test_models():
     infos = [hub.ModelInfo("gemini-flash", owned_by="google", created=1700000000), hub.ModelInfo("models/x y")]
-    assert build_model(infos[0]) == {"id": "gemini-flash", "object": "model", "created": 1700000000, "owned_by": "google"}
+    assert build_model(infos[0]) == {
+        "id": "gemini-flash",
+        "object": "model",
+        "created": 1700000000,
+        "owned_by": "google",
+    }
     listed = build_model_list(infos)
     assert listed == {"object": "list", "data": [build_model(i) for i in infos]}
     assert listed["data"][1] == {"id": "models/x y", "object": "model", "created": 0, "owned_by": "gateway"}

@@ -12,7 +12,6 @@ from proxy_app.dialects.openai.request import parse_chat_request
 from tests.dialect_helpers import GIF, JPEG, PDF, PNG, WEBP, b64, rejected, text
 from tests.dialect_openai_helpers import ASSISTANT_CALL, CALL, USER, messages
 
-
 # --- roles -------------------------------------------------------------------------------------
 
 
@@ -27,25 +26,51 @@ def test_system_and_developer_become_system():
 
 
 def test_system_rejects_non_text_parts():
-    body = {"model": "m", "messages": [{"role": "system", "content": [
-        {"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "https://x/a.png"}}]}]}  # fmt: skip
+    body = {
+        "model": "m",
+        "messages": [
+            {
+                "role": "system",
+                "content": [
+                    {"type": "text", "text": "a"},
+                    {"type": "image_url", "image_url": {"url": "https://x/a.png"}},
+                ],
+            }
+        ],
+    }
     err = rejected(parse_chat_request, body)
     assert err.param == "messages[0].content[1].type"
 
 
 def test_user_parts_keep_order():
-    got = messages({"role": "user", "name": "bob", "content": [
-        {"type": "text", "text": "look"},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64(PNG), "detail": "low"}},
-        {"type": "text", "text": "and"},
-    ]})  # fmt: skip
-    assert got == [hub.Message("user", [text("look"), hub.Part("media", mime_type="image/png", data=b64(PNG)),
-                                        text("and")])]  # fmt: skip
+    got = messages(
+        {
+            "role": "user",
+            "name": "bob",
+            "content": [
+                {"type": "text", "text": "look"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64(PNG), "detail": "low"}},
+                {"type": "text", "text": "and"},
+            ],
+        }
+    )
+    assert got == [
+        hub.Message("user", [text("look"), hub.Part("media", mime_type="image/png", data=b64(PNG)), text("and")])
+    ]
 
 
 def test_assistant_text_and_refusal():
-    got = messages(USER, {"role": "assistant", "content": [
-        {"type": "text", "text": "a"}, {"type": "refusal", "refusal": "no"}, {"type": "text", "text": ""}]})  # fmt: skip
+    got = messages(
+        USER,
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "a"},
+                {"type": "refusal", "refusal": "no"},
+                {"type": "text", "text": ""},
+            ],
+        },
+    )
     assert got[1] == hub.Message("assistant", [text("a"), text("no")])
 
 
@@ -102,8 +127,10 @@ def test_images(url, part):
         ("data:image/png;base64,é", "invalid base64 data"),
         ("data:image/png," + b64(PNG), "expected a data URL of the form data:<mime>;base64,<data>"),
         ("data:image/png;base64", "expected a data URL of the form data:<mime>;base64,<data>"),
-        ("data:;base64," + b64(b"plain bytes"), "could not detect the media type; put it in the data URL "
-                                                "(data:image/png;base64,...)"),  # fmt: skip
+        (
+            "data:;base64," + b64(b"plain bytes"),
+            "could not detect the media type; put it in the data URL (data:image/png;base64,...)",
+        ),
         ("ftp://example.com/a.png", "image URL must be a data: URL or an http(s) URL"),
         ("file:///etc/passwd", "image URL must be a data: URL or an http(s) URL"),
         ("cat.png", "image URL must be a data: URL or an http(s) URL"),
@@ -116,8 +143,11 @@ def test_bad_images(url, message):
 
 @pytest.mark.parametrize(
     ("image_url", "param"),
-    [("https://x/a.png", "messages[0].content[0].image_url"), ({}, "messages[0].content[0].image_url.url"),
-     ({"url": 5}, "messages[0].content[0].image_url.url")],  # fmt: skip
+    [
+        ("https://x/a.png", "messages[0].content[0].image_url"),
+        ({}, "messages[0].content[0].image_url.url"),
+        ({"url": 5}, "messages[0].content[0].image_url.url"),
+    ],
 )
 def test_image_url_shape(image_url, param):
     body = {"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": image_url}]}]}
@@ -179,13 +209,21 @@ def test_bad_files(file, param):
 def test_tool_call_round_trip_in_history():
     got = messages(
         USER,
-        {"role": "assistant", "content": "let me check", "tool_calls": [
-            CALL,
-            {"id": "call_2", "type": "function", "function": {"name": "get_time", "arguments": ""}},
-        ]},
+        {
+            "role": "assistant",
+            "content": "let me check",
+            "tool_calls": [
+                CALL,
+                {"id": "call_2", "type": "function", "function": {"name": "get_time", "arguments": ""}},
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_2", "content": "12:00"},
-        {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "text", "text": "sunny"}, {"type": "text", "text": " 20C"}]},
-    )  # fmt: skip
+        {
+            "role": "tool",
+            "tool_call_id": "call_1",
+            "content": [{"type": "text", "text": "sunny"}, {"type": "text", "text": " 20C"}],
+        },
+    )
     assert got[1] == hub.Message(
         "assistant",
         [text("let me check")],
@@ -198,32 +236,52 @@ def test_tool_call_round_trip_in_history():
 
 def test_tool_name_comes_from_the_latest_matching_call():
     first = {"role": "assistant", "tool_calls": [{**CALL, "function": {"name": "old", "arguments": "{}"}}]}
-    got = messages(USER, first, {"role": "tool", "tool_call_id": "call_1", "content": "a"}, ASSISTANT_CALL,
-                   {"role": "tool", "tool_call_id": "call_1", "content": "b"})  # fmt: skip
+    got = messages(
+        USER,
+        first,
+        {"role": "tool", "tool_call_id": "call_1", "content": "a"},
+        ASSISTANT_CALL,
+        {"role": "tool", "tool_call_id": "call_1", "content": "b"},
+    )
     assert [m.name for m in got if m.role == "tool"] == ["old", "get_weather"]
 
 
 @pytest.mark.parametrize(
     ("history", "param", "message"),
     [
-        ([{"role": "tool", "tool_call_id": "call_9", "content": "x"}], "messages[1].tool_call_id",
-         "unknown tool_call_id 'call_9': no earlier assistant tool call has it"),
+        (
+            [{"role": "tool", "tool_call_id": "call_9", "content": "x"}],
+            "messages[1].tool_call_id",
+            "unknown tool_call_id 'call_9': no earlier assistant tool call has it",
+        ),
         ([{"role": "tool", "content": "x"}], "messages[1].tool_call_id", "'messages[1].tool_call_id' must be a string"),
-        ([{"role": "tool", "tool_call_id": "", "content": "x"}], "messages[1].tool_call_id",
-         "'messages[1].tool_call_id' must not be empty"),
-        ([ASSISTANT_CALL, {"role": "tool", "tool_call_id": "call_1"}], "messages[2].content",
-         "'messages[2].content' must be a string or an array of content parts"),
-        ([ASSISTANT_CALL, {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "image_url"}]}],
-         "messages[2].content[0].type", "this message accepts only text parts, got 'image_url'"),
+        (
+            [{"role": "tool", "tool_call_id": "", "content": "x"}],
+            "messages[1].tool_call_id",
+            "'messages[1].tool_call_id' must not be empty",
+        ),
+        (
+            [ASSISTANT_CALL, {"role": "tool", "tool_call_id": "call_1"}],
+            "messages[2].content",
+            "'messages[2].content' must be a string or an array of content parts",
+        ),
+        (
+            [ASSISTANT_CALL, {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "image_url"}]}],
+            "messages[2].content[0].type",
+            "this message accepts only text parts, got 'image_url'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_tool_results(history, param, message):
     err = rejected(parse_chat_request, {"model": "m", "messages": [USER, *history]})
     assert (err.param, err.message) == (param, message)
 
 
 def test_tool_result_must_follow_its_call():
-    body = {"model": "m", "messages": [USER, {"role": "tool", "tool_call_id": "call_1", "content": "x"}, ASSISTANT_CALL]}
+    body = {
+        "model": "m",
+        "messages": [USER, {"role": "tool", "tool_call_id": "call_1", "content": "x"}, ASSISTANT_CALL],
+    }
     assert rejected(parse_chat_request, body).param == "messages[1].tool_call_id"
 
 
@@ -252,13 +310,17 @@ def test_invalid_tool_call_arguments(arguments):
         ({"id": "c", "type": "function"}, "messages[1].tool_calls[0].function"),
         ({"id": "c", "type": "function", "function": {"arguments": "{}"}}, "messages[1].tool_calls[0].function.name"),
         ({"id": "c", "function": {"name": "f"}, "extra_content": "x"}, "messages[1].tool_calls[0].extra_content"),
-        ({"id": "c", "function": {"name": "f"}, "extra_content": {"google": 1}},
-         "messages[1].tool_calls[0].extra_content.google"),
-        ({"id": "c", "function": {"name": "f"}, "extra_content": {"google": {"thought_signature": 1}}},
-         "messages[1].tool_calls[0].extra_content.google.thought_signature"),
+        (
+            {"id": "c", "function": {"name": "f"}, "extra_content": {"google": 1}},
+            "messages[1].tool_calls[0].extra_content.google",
+        ),
+        (
+            {"id": "c", "function": {"name": "f"}, "extra_content": {"google": {"thought_signature": 1}}},
+            "messages[1].tool_calls[0].extra_content.google.thought_signature",
+        ),
         ("call", "messages[1].tool_calls[0]"),
     ],
-)  # fmt: skip
+)
 def test_bad_tool_calls(call, param):
     body = {"model": "m", "messages": [USER, {"role": "assistant", "tool_calls": [call]}]}
     assert rejected(parse_chat_request, body).param == param
@@ -300,8 +362,10 @@ def test_legacy_function_role():
 
 @pytest.mark.parametrize(
     ("message", "param"),
-    [({"role": "function", "name": "nope", "content": "x"}, "messages[1].name"),
-     ({"role": "function", "content": "x"}, "messages[1].name")],  # fmt: skip
+    [
+        ({"role": "function", "name": "nope", "content": "x"}, "messages[1].name"),
+        ({"role": "function", "content": "x"}, "messages[1].name"),
+    ],
 )
 def test_bad_legacy_function_role(message, param):
     assert rejected(parse_chat_request, {"model": "m", "messages": [USER, message]}).param == param

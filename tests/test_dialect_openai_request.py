@@ -147,8 +147,14 @@ INVALID = [
     ({"response_format": {}}, "response_format.type"),
     ({"response_format": {"type": "xml"}}, "response_format.type"),
     ({"response_format": {"type": "json_schema"}}, "response_format.json_schema"),
-    ({"response_format": {"type": "json_schema", "json_schema": {"schema": "x"}}}, "response_format.json_schema.schema"),
-    ({"response_format": {"type": "json_schema", "json_schema": {"name": 5, "schema": {}}}}, "response_format.json_schema.name"),
+    (
+        {"response_format": {"type": "json_schema", "json_schema": {"schema": "x"}}},
+        "response_format.json_schema.schema",
+    ),
+    (
+        {"response_format": {"type": "json_schema", "json_schema": {"name": 5, "schema": {}}}},
+        "response_format.json_schema.name",
+    ),
     ({"tools": "x"}, "tools"),
     ({"tools": [1]}, "tools[0]"),
     ({"tools": [{"type": "code_interpreter"}]}, "tools[0].type"),
@@ -237,8 +243,17 @@ def test_error_messages_are_specific():
     )
 
 
-NUMERIC = ["max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "n", "seed",
-           "presence_penalty", "frequency_penalty"]  # fmt: skip
+NUMERIC = [
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "n",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+]
 
 
 @pytest.mark.parametrize("field", NUMERIC)
@@ -265,10 +280,34 @@ def test_non_finite_and_huge_numbers():
 
 
 WEIRD = [None, True, 0, -1, 1.5, "", "x", [], [1], [{}], {}, {"a": 1}, [None], {"type": None}]
-FIELDS = ["model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature",
-          "top_p", "top_k", "n", "stop", "seed", "presence_penalty", "frequency_penalty", "logprobs",
-          "top_logprobs", "response_format", "tools", "tool_choice", "reasoning_effort", "extra_body", "google",
-          "modalities", "audio", "functions", "function_call"]  # fmt: skip
+FIELDS = [
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "n",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "logprobs",
+    "top_logprobs",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "reasoning_effort",
+    "extra_body",
+    "google",
+    "modalities",
+    "audio",
+    "functions",
+    "function_call",
+]
 
 
 @pytest.mark.parametrize("field", FIELDS)
@@ -295,13 +334,16 @@ def test_weird_message_values_never_escape(role, key, value):
 
 
 @pytest.mark.parametrize("part_key", ["image_url", "input_audio", "file", "text"])
-@pytest.mark.parametrize("value", [*WEIRD, {"url": None}, {"url": 5}, {"data": 1, "format": 2}, {"file_data": 5}],
-                         ids=repr)  # fmt: skip
+@pytest.mark.parametrize(
+    "value", [*WEIRD, {"url": None}, {"url": 5}, {"data": 1, "format": 2}, {"file_data": 5}], ids=repr
+)
 def test_weird_parts_never_escape(part_key, value):
     try:
         messages({"role": "user", "content": [{"type": part_key, part_key: value}]})
     except errors.InvalidRequest as err:
         assert err.param.startswith("messages[0].content[0]")
+
+
 # --- response_format, tools, tool_choice -------------------------------------------------------
 
 
@@ -310,22 +352,26 @@ def test_weird_parts_never_escape(part_key, value):
     [
         ({"type": "text"}, hub.ResponseFormat("text")),
         ({"type": "json_object"}, hub.ResponseFormat("json_object")),
-        ({"type": "json_schema", "json_schema": {"name": "thing", "schema": SCHEMA, "strict": True}},
-         hub.ResponseFormat("json_schema", schema=SCHEMA, name="thing")),
+        (
+            {"type": "json_schema", "json_schema": {"name": "thing", "schema": SCHEMA, "strict": True}},
+            hub.ResponseFormat("json_schema", schema=SCHEMA, name="thing"),
+        ),
         ({"type": "json_schema", "json_schema": {"schema": SCHEMA}}, hub.ResponseFormat("json_schema", schema=SCHEMA)),
         ({"type": "json_schema", "json_schema": {"name": "x"}}, hub.ResponseFormat("json_object", name="x")),
     ],
-)  # fmt: skip
+)
 def test_response_format(value, expected):
     assert chat(response_format=value).response_format == expected
 
 
 TOOLS = [
-    {"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": SCHEMA,
-                                      "strict": True}},
+    {
+        "type": "function",
+        "function": {"name": "get_weather", "description": "Weather", "parameters": SCHEMA, "strict": True},
+    },
     {"type": "function", "function": {"name": "get_time"}},
     {"type": "function", "function": {"name": "ns.tool:v1-x", "parameters": None}},
-]  # fmt: skip
+]
 
 
 def test_tools():
@@ -343,16 +389,32 @@ def test_tools():
         ("none", hub.ToolChoice("none")),
         ("required", hub.ToolChoice("required")),
         ({"type": "function", "function": {"name": "get_time"}}, hub.ToolChoice("required", ["get_time"])),
-        ({"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [
-            {"type": "function", "function": {"name": "get_time"}},
-            {"type": "function", "function": {"name": "get_weather"}}]}},
-         hub.ToolChoice("auto", ["get_time", "get_weather"])),
-        ({"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [
-            {"type": "function", "function": {"name": "get_time"}}]}},
-         hub.ToolChoice("required", ["get_time"])),
+        (
+            {
+                "type": "allowed_tools",
+                "allowed_tools": {
+                    "mode": "auto",
+                    "tools": [
+                        {"type": "function", "function": {"name": "get_time"}},
+                        {"type": "function", "function": {"name": "get_weather"}},
+                    ],
+                },
+            },
+            hub.ToolChoice("auto", ["get_time", "get_weather"]),
+        ),
+        (
+            {
+                "type": "allowed_tools",
+                "allowed_tools": {
+                    "mode": "required",
+                    "tools": [{"type": "function", "function": {"name": "get_time"}}],
+                },
+            },
+            hub.ToolChoice("required", ["get_time"]),
+        ),
         (None, None),
     ],
-)  # fmt: skip
+)
 def test_tool_choice(choice, expected):
     assert chat(tools=TOOLS, tool_choice=choice).tool_choice == expected
 
@@ -374,14 +436,23 @@ ALLOWED = "tool_choice.allowed_tools"
         ({"type": "allowed_tools", "allowed_tools": {"mode": "any", "tools": []}}, f"{ALLOWED}.mode"),
         ({"type": "allowed_tools", "allowed_tools": {"mode": "auto"}}, f"{ALLOWED}.tools"),
         ({"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": []}}, f"{ALLOWED}.tools"),
-        ({"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [{"type": "mcp"}]}},
-         f"{ALLOWED}.tools[0].type"),
-        ({"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [{"type": "function"}]}},
-         f"{ALLOWED}.tools[0].function"),
-        ({"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [
-            {"type": "function", "function": {"name": "nope"}}]}}, "tool_choice"),
+        (
+            {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [{"type": "mcp"}]}},
+            f"{ALLOWED}.tools[0].type",
+        ),
+        (
+            {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [{"type": "function"}]}},
+            f"{ALLOWED}.tools[0].function",
+        ),
+        (
+            {
+                "type": "allowed_tools",
+                "allowed_tools": {"mode": "auto", "tools": [{"type": "function", "function": {"name": "nope"}}]},
+            },
+            "tool_choice",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_tool_choice_with_tools(choice, param):
     err = rejected(parse_chat_request, {"model": "m", "messages": [USER], "tools": TOOLS, "tool_choice": choice})
     assert err.param == param
@@ -393,18 +464,27 @@ def test_bad_tool_choice_with_tools(choice, param):
 @pytest.mark.parametrize(
     ("fields", "thinking"),
     [
-        ({"extra_body": {"google": {"thinking_config": {"thinking_budget": 1024, "include_thoughts": True}}}},
-         {"thinkingBudget": 1024, "includeThoughts": True}),
+        (
+            {"extra_body": {"google": {"thinking_config": {"thinking_budget": 1024, "include_thoughts": True}}}},
+            {"thinkingBudget": 1024, "includeThoughts": True},
+        ),
         ({"extra_body": {"google": {"thinking_config": {"thinking_level": "high"}}}}, {"thinkingLevel": "HIGH"}),
-        ({"google": {"thinking_config": {"thinkingBudget": -1, "includeThoughts": False}}},
-         {"thinkingBudget": -1, "includeThoughts": False}),
-        ({"google": {"thinking_config": {"thinking_level": "low"}},
-          "extra_body": {"google": {"thinking_config": {"thinking_budget": 0}}}}, {"thinkingBudget": 0}),
+        (
+            {"google": {"thinking_config": {"thinkingBudget": -1, "includeThoughts": False}}},
+            {"thinkingBudget": -1, "includeThoughts": False},
+        ),
+        (
+            {
+                "google": {"thinking_config": {"thinking_level": "low"}},
+                "extra_body": {"google": {"thinking_config": {"thinking_budget": 0}}},
+            },
+            {"thinkingBudget": 0},
+        ),
         ({"extra_body": {"google": {"thinking_config": {"some_future_key": [1]}}}}, {"someFutureKey": [1]}),
         ({"extra_body": {}}, None),
         ({"extra_body": {"openai": 1}}, None),
     ],
-)  # fmt: skip
+)
 def test_thinking_config(fields, thinking):
     assert chat(**fields).thinking_config == thinking
 

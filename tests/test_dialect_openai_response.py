@@ -25,7 +25,6 @@ from proxy_app.dialects.openai.request import (
 from tests.dialect_helpers import PNG, b64
 from tests.dialect_openai_helpers import SCHEMA, USER, decode, ev, messages, sdk, sse
 
-
 # --- chat responses ----------------------------------------------------------------------------
 
 USAGE = hub.Usage(prompt_tokens=10, completion_tokens=7, reasoning_tokens=3, cached_tokens=4)
@@ -39,8 +38,9 @@ USAGE_JSON = {
 
 
 def respond(*choices: hub.Choice) -> dict:
-    out = build_chat_response(hub.ChatResponse(list(choices), USAGE), "alias", created=1700000000,
-                              completion_id="chatcmpl-1")  # fmt: skip
+    out = build_chat_response(
+        hub.ChatResponse(list(choices), USAGE), "alias", created=1700000000, completion_id="chatcmpl-1"
+    )
     ChatCompletion.model_validate(out)
     return out
 
@@ -76,16 +76,19 @@ def test_tool_call_response():
             "content": None,
             "refusal": None,
             "tool_calls": [
-                {"id": "call_1", "type": "function",
-                 "function": {"name": "get_weather", "arguments": '{"city":"Oslo","n":[1,2]}'},
-                 "extra_content": {"google": {"thought_signature": "sig=="}}},
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Oslo","n":[1,2]}'},
+                    "extra_content": {"google": {"thought_signature": "sig=="}},
+                },
                 {"id": "call_2", "type": "function", "function": {"name": "get_time", "arguments": "{}"}},
             ],
             "reasoning_content": "thinking...",
         },
         "logprobs": None,
         "finish_reason": "tool_calls",
-    }  # fmt: skip
+    }
     parsed = ChatCompletion.model_validate(out)
     assert parsed.choices[0].message.tool_calls[0].model_extra == {
         "extra_content": {"google": {"thought_signature": "sig=="}}
@@ -128,12 +131,18 @@ def test_logprobs_response():
     out = respond(hub.Choice(text="Hé", logprobs=lp))
     assert out["choices"][0]["logprobs"] == {
         "content": [
-            {"token": "Hé", "logprob": -0.5, "bytes": [72, 195, 169], "top_logprobs": [
-                {"token": "Hé", "logprob": -0.5, "bytes": [72, 195, 169]},
-                {"token": "Hi", "logprob": -1.25, "bytes": [72, 105]}]}
+            {
+                "token": "Hé",
+                "logprob": -0.5,
+                "bytes": [72, 195, 169],
+                "top_logprobs": [
+                    {"token": "Hé", "logprob": -0.5, "bytes": [72, 195, 169]},
+                    {"token": "Hi", "logprob": -1.25, "bytes": [72, 105]},
+                ],
+            }
         ],
         "refusal": None,
-    }  # fmt: skip
+    }
 
 
 def test_several_choices():
@@ -146,37 +155,70 @@ def test_several_choices():
 
 def test_error_finish_reason_is_never_rendered():
     with pytest.raises(ValueError):
-        build_chat_response(hub.ChatResponse([hub.Choice(finish_reason="error")], USAGE), "m", created=1,
-                            completion_id="x")  # fmt: skip
+        build_chat_response(
+            hub.ChatResponse([hub.Choice(finish_reason="error")], USAGE), "m", created=1, completion_id="x"
+        )
     with pytest.raises(ValueError):
-        build_completion_response(hub.ChatResponse([hub.Choice(finish_reason="error")], USAGE), "m", created=1,
-                                  completion_id="x")  # fmt: skip
+        build_completion_response(
+            hub.ChatResponse([hub.Choice(finish_reason="error")], USAGE), "m", created=1, completion_id="x"
+        )
 
 
 @pytest.mark.parametrize(
     ("err", "status", "body"),
     [
-        (errors.InvalidRequest("bad", param="messages[0].content"), 400,
-         {"message": "bad", "type": "invalid_request_error", "param": "messages[0].content", "code": None}),
-        (errors.Unauthorized("no key"), 401,
-         {"message": "no key", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}),
-        (errors.Forbidden("nope"), 403,
-         {"message": "nope", "type": "invalid_request_error", "param": None, "code": "model_not_allowed"}),
-        (errors.NotFound("The model `x` does not exist"), 404,
-         {"message": "The model `x` does not exist", "type": "invalid_request_error", "param": None,
-          "code": "model_not_found"}),
-        (errors.PayloadTooLarge("big"), 413,
-         {"message": "big", "type": "invalid_request_error", "param": None, "code": "request_too_large"}),
-        (errors.RateLimited("slow down", retry_after=3), 429,
-         {"message": "slow down", "type": "requests", "param": None, "code": "rate_limit_exceeded"}),
-        (errors.UpstreamError("bad reply"), 502,
-         {"message": "bad reply", "type": "server_error", "param": None, "code": "bad_gateway"}),
-        (errors.UpstreamUnavailable("down"), 503,
-         {"message": "down", "type": "server_error", "param": None, "code": "service_unavailable"}),
-        (errors.UpstreamTimeout("slow"), 504,
-         {"message": "slow", "type": "server_error", "param": None, "code": "timeout"}),
+        (
+            errors.InvalidRequest("bad", param="messages[0].content"),
+            400,
+            {"message": "bad", "type": "invalid_request_error", "param": "messages[0].content", "code": None},
+        ),
+        (
+            errors.Unauthorized("no key"),
+            401,
+            {"message": "no key", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"},
+        ),
+        (
+            errors.Forbidden("nope"),
+            403,
+            {"message": "nope", "type": "invalid_request_error", "param": None, "code": "model_not_allowed"},
+        ),
+        (
+            errors.NotFound("The model `x` does not exist"),
+            404,
+            {
+                "message": "The model `x` does not exist",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "model_not_found",
+            },
+        ),
+        (
+            errors.PayloadTooLarge("big"),
+            413,
+            {"message": "big", "type": "invalid_request_error", "param": None, "code": "request_too_large"},
+        ),
+        (
+            errors.RateLimited("slow down", retry_after=3),
+            429,
+            {"message": "slow down", "type": "requests", "param": None, "code": "rate_limit_exceeded"},
+        ),
+        (
+            errors.UpstreamError("bad reply"),
+            502,
+            {"message": "bad reply", "type": "server_error", "param": None, "code": "bad_gateway"},
+        ),
+        (
+            errors.UpstreamUnavailable("down"),
+            503,
+            {"message": "down", "type": "server_error", "param": None, "code": "service_unavailable"},
+        ),
+        (
+            errors.UpstreamTimeout("slow"),
+            504,
+            {"message": "slow", "type": "server_error", "param": None, "code": "timeout"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_build_error(err, status, body):
     assert err.status == status
     assert build_error(err) == {"error": body}
@@ -208,8 +250,10 @@ ROLE = {"role": "assistant", "content": ""}
 
 
 def test_text_stream_without_usage():
-    got = run(encoder(), [ev(hub.ChoiceDelta(text="Hel")), ev(hub.ChoiceDelta(text="lo")),
-                          ev(hub.ChoiceDelta(finish_reason="stop"))])  # fmt: skip
+    got = run(
+        encoder(),
+        [ev(hub.ChoiceDelta(text="Hel")), ev(hub.ChoiceDelta(text="lo")), ev(hub.ChoiceDelta(finish_reason="stop"))],
+    )
     assert got == [chunk(ROLE), chunk({"content": "Hel"}), chunk({"content": "lo"}), chunk({}, finish="stop"), "[DONE]"]
 
 
@@ -231,8 +275,11 @@ def test_empty_usage_chunk_when_no_usage_known():
 
 
 def test_reasoning_stream():
-    events = [ev(hub.ChoiceDelta(reasoning="hmm")), ev(hub.ChoiceDelta(reasoning=" ok", text="A")),
-              ev(hub.ChoiceDelta(finish_reason="stop"))]  # fmt: skip
+    events = [
+        ev(hub.ChoiceDelta(reasoning="hmm")),
+        ev(hub.ChoiceDelta(reasoning=" ok", text="A")),
+        ev(hub.ChoiceDelta(finish_reason="stop")),
+    ]
     assert run(encoder(), events) == [
         chunk(ROLE),
         chunk({"reasoning_content": "hmm"}),
@@ -267,7 +314,10 @@ def test_tool_call_stream_upgrades_stop():
 
 def test_parallel_tool_calls_stream():
     calls = [hub.ToolCall("call_a", "f", {"x": 1}), hub.ToolCall("call_b", "g", {})]
-    events = [ev(hub.ChoiceDelta(tool_calls=calls[:1])), ev(hub.ChoiceDelta(tool_calls=calls[1:], finish_reason="stop"))]
+    events = [
+        ev(hub.ChoiceDelta(tool_calls=calls[:1])),
+        ev(hub.ChoiceDelta(tool_calls=calls[1:], finish_reason="stop")),
+    ]
     assert run(encoder(include_usage=True), events) == [
         chunk(ROLE),
         chunk(tool_delta(0, "call_a", "f", '{"x":1}')),
@@ -300,8 +350,10 @@ def test_two_choices_interleaved():
 def test_stream_logprobs_ride_on_content():
     lp = [hub.TokenLogprob("a", -0.1)]
     got = run(encoder(), [ev(hub.ChoiceDelta(text="a", logprobs=lp, finish_reason="stop"))])
-    assert got[1] == chunk({"content": "a"}, logprobs={"content": [
-        {"token": "a", "logprob": -0.1, "bytes": [97], "top_logprobs": []}], "refusal": None})  # fmt: skip
+    assert got[1] == chunk(
+        {"content": "a"},
+        logprobs={"content": [{"token": "a", "logprob": -0.1, "bytes": [97], "top_logprobs": []}], "refusal": None},
+    )
 
 
 def test_content_filter_with_no_output_still_gets_a_role_chunk():
@@ -331,18 +383,24 @@ def test_error_finish_raises_before_emitting_anything():
         encoder().encode(ev(hub.ChoiceDelta(finish_reason="error", finish_message="MALFORMED_FUNCTION_CALL: x")))
     assert info.value.message == "MALFORMED_FUNCTION_CALL: x"
     frame = enc.error(info.value)
-    assert frame == (b'data: {"error":{"message":"MALFORMED_FUNCTION_CALL: x","type":"server_error",'
-                     b'"param":null,"code":"bad_gateway"}}\n\n')  # fmt: skip
+    assert frame == (
+        b'data: {"error":{"message":"MALFORMED_FUNCTION_CALL: x","type":"server_error",'
+        b'"param":null,"code":"bad_gateway"}}\n\n'
+    )
 
 
 def test_error_frame_hides_param():
     frame = encoder().error(errors.InvalidRequest("bad", param="x"))
-    assert decode([frame]) == [{"error": {"message": "bad", "type": "invalid_request_error", "param": None, "code": None}}]
+    assert decode([frame]) == [
+        {"error": {"message": "bad", "type": "invalid_request_error", "param": None, "code": None}}
+    ]
 
 
 def test_chunks_are_valid_json_for_unicode():
-    got = run(encoder(), [ev(hub.ChoiceDelta(text="héllo 👋\n\"q\"", finish_reason="stop"))])
-    assert got[1]["choices"][0]["delta"]["content"] == "héllo 👋\n\"q\""
+    got = run(encoder(), [ev(hub.ChoiceDelta(text='héllo 👋\n"q"', finish_reason="stop"))])
+    assert got[1]["choices"][0]["delta"]["content"] == 'héllo 👋\n"q"'
+
+
 # --- the real SDK against the codec -------------------------------------------------------------
 
 
@@ -357,14 +415,26 @@ def test_sdk_chat_round_trip():
 
     out = sdk(handler).chat.completions.create(
         model="alias",
-        messages=[{"role": "developer", "content": "be brief"}, {"role": "user", "content": [
-            {"type": "text", "text": "weather?"},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64(PNG)}}]}],
+        messages=[
+            {"role": "developer", "content": "be brief"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "weather?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64(PNG)}},
+                ],
+            },
+        ],
         tools=[{"type": "function", "function": {"name": "get_weather", "parameters": SCHEMA}}],
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
-        max_completion_tokens=64, temperature=0.2, stop=["x"], seed=7, stream=False,
-        reasoning_effort="low", extra_body={"top_k": 5},
-    )  # fmt: skip
+        max_completion_tokens=64,
+        temperature=0.2,
+        stop=["x"],
+        seed=7,
+        stream=False,
+        reasoning_effort="low",
+        extra_body={"top_k": 5},
+    )
     req = seen["req"]
     assert (req.max_tokens, req.temperature, req.stop, req.seed, req.top_k) == (64, 0.2, ["x"], 7, 5)
     assert req.tool_choice == hub.ToolChoice("required", ["get_weather"])
@@ -379,9 +449,11 @@ def test_sdk_chat_stream():
         req = parse_chat_request(orjson.loads(request.content))
         assert (req.stream, req.include_usage) == (True, True)
         enc = ChatStreamEncoder(req.model, completion_id="chatcmpl-s", created=5, include_usage=req.include_usage)
-        events = [ev(hub.ChoiceDelta(text="Hi ")),
-                  ev(hub.ChoiceDelta(tool_calls=[hub.ToolCall("c1", "f", {"a": 1}), hub.ToolCall("c2", "g", {})])),
-                  ev(hub.ChoiceDelta(finish_reason="stop"))]  # fmt: skip
+        events = [
+            ev(hub.ChoiceDelta(text="Hi ")),
+            ev(hub.ChoiceDelta(tool_calls=[hub.ToolCall("c1", "f", {"a": 1}), hub.ToolCall("c2", "g", {})])),
+            ev(hub.ChoiceDelta(finish_reason="stop")),
+        ]
         return sse([f for e in events for f in enc.encode(e)] + enc.finish(USAGE))
 
     stream = sdk(handler).chat.completions.create(

@@ -14,13 +14,14 @@ import pytest
 from tests.fake_gemini_helpers import FLASH, GEMINI_3, HEADERS, body, fake, http, joined_text, sse_events
 from tests.fakes.gemini import FakeGemini
 
-
 # --------------------------------------------------------------------------- raw HTTP: streams
+
 
 @pytest.mark.asyncio
 async def test_sse_stream_frames_usage_and_finish_like_google(http, fake):
-    response = await http.post(f"{FLASH}:streamGenerateContent", params={"alt": "sse"},
-                               headers=HEADERS, json=body("hi there"))
+    response = await http.post(
+        f"{FLASH}:streamGenerateContent", params={"alt": "sse"}, headers=HEADERS, json=body("hi there")
+    )
 
     assert response.headers["content-type"] == "text/event-stream"
     events = sse_events(response.content)
@@ -44,8 +45,7 @@ async def test_sse_stream_usage_ends_equal_to_the_unary_reply(http):
 
     events = sse_events(streamed.content)
     assert events[-1]["usageMetadata"] == unary["usageMetadata"]
-    assert events[0]["candidates"][0]["content"]["parts"] == [
-        {"text": "Thinking about it...", "thought": True}]
+    assert events[0]["candidates"][0]["content"]["parts"] == [{"text": "Thinking about it...", "thought": True}]
 
 
 @pytest.mark.asyncio
@@ -64,8 +64,7 @@ async def test_json_array_stream_without_alt(http):
 async def test_compact_json_array_stream():
     fake = FakeGemini(pretty_arrays=False, words_per_chunk=3)
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake.handler)) as client:
-        response = await client.post(f"http://fake{FLASH}:streamGenerateContent",
-                                     headers=HEADERS, json=body())
+        response = await client.post(f"http://fake{FLASH}:streamGenerateContent", headers=HEADERS, json=body())
     events = json.loads(response.content)
     assert b"\n  " not in response.content and len(events) == 2
     assert joined_text(events) == "Hello from fake Gemini: hi there"
@@ -76,8 +75,9 @@ async def test_stream_is_incremental(fake, http):
     fake.chunk_delay = 0.1
     started = time.monotonic()
     arrivals = []
-    async with http.stream("POST", f"{FLASH}:streamGenerateContent?alt=sse", headers=HEADERS,
-                           json=body("one two")) as response:
+    async with http.stream(
+        "POST", f"{FLASH}:streamGenerateContent?alt=sse", headers=HEADERS, json=body("one two")
+    ) as response:
         async for chunk in response.aiter_raw():
             arrivals.append((time.monotonic() - started, chunk))
     assert len(arrivals) == 6
@@ -87,10 +87,10 @@ async def test_stream_is_incremental(fake, http):
 
 @pytest.mark.asyncio
 async def test_stream_delivers_parallel_function_calls_in_one_chunk(http, fake):
-    fake.script("tool_calls", calls=[("get_weather", {"city": "Paris"}), ("get_time", {}, "call-1")],
-                text="Let me check.")
-    response = await http.post(f"{GEMINI_3}:streamGenerateContent?alt=sse", headers=HEADERS,
-                               json=body())
+    fake.script(
+        "tool_calls", calls=[("get_weather", {"city": "Paris"}), ("get_time", {}, "call-1")], text="Let me check."
+    )
+    response = await http.post(f"{GEMINI_3}:streamGenerateContent?alt=sse", headers=HEADERS, json=body())
 
     events = sse_events(response.content)
     calls = events[-1]["candidates"][0]["content"]["parts"]
@@ -111,6 +111,7 @@ async def test_script_text_chunks_control_the_stream_split(http, fake):
 
 # --------------------------------------------------------------------------- raw HTTP: scripts
 
+
 @pytest.mark.asyncio
 async def test_scripted_429_carries_retry_info(http, fake):
     fake.script("error", status=429, retry_delay="12s")
@@ -120,10 +121,8 @@ async def test_scripted_429_carries_retry_info(http, fake):
     error = response.json()["error"]
     assert error["status"] == "RESOURCE_EXHAUSTED"
     assert error["message"].startswith("You exceeded your current quota")
-    assert error["details"][-1] == {"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                                    "retryDelay": "12s"}
-    assert [d["@type"].rsplit(".", 1)[1] for d in error["details"]] == [
-        "QuotaFailure", "Help", "RetryInfo"]
+    assert error["details"][-1] == {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "12s"}
+    assert [d["@type"].rsplit(".", 1)[1] for d in error["details"]] == ["QuotaFailure", "Help", "RetryInfo"]
     ok = await http.post(f"{FLASH}:generateContent", headers=HEADERS, json=body())
     assert ok.status_code == 200  # scripts are one-shot
 
@@ -133,8 +132,9 @@ async def test_scripted_503_in_the_array_stream_is_list_wrapped(http, fake):
     fake.script("error", status=503)
     response = await http.post(f"{FLASH}:streamGenerateContent", headers=HEADERS, json=body())
     assert response.status_code == 503
-    assert response.json() == [{"error": {"code": 503, "status": "UNAVAILABLE",
-                                          "message": "The model is overloaded. Please try again later."}}]
+    assert response.json() == [
+        {"error": {"code": 503, "status": "UNAVAILABLE", "message": "The model is overloaded. Please try again later."}}
+    ]
 
 
 @pytest.mark.asyncio
@@ -142,8 +142,9 @@ async def test_break_midstream_raises_read_error_after_n_events(http, fake):
     fake.script("break_midstream", after=2)
     received = []
     with pytest.raises(httpx.ReadError):
-        async with http.stream("POST", f"{FLASH}:streamGenerateContent?alt=sse", headers=HEADERS,
-                               json=body()) as response:
+        async with http.stream(
+            "POST", f"{FLASH}:streamGenerateContent?alt=sse", headers=HEADERS, json=body()
+        ) as response:
             async for chunk in response.aiter_raw():
                 received.append(chunk)
     assert len(received) == 2
@@ -164,9 +165,16 @@ async def test_error_midstream_sends_an_error_event(http, fake):
 
     events = sse_events(response.content)
     assert response.status_code == 200 and len(events) == 2
-    assert events[-1] == {"error": {"code": 500, "status": "INTERNAL", "message": (
-        "An internal error has occurred. Please retry or report in "
-        "https://developers.generativeai.google/guide/troubleshooting")}}
+    assert events[-1] == {
+        "error": {
+            "code": 500,
+            "status": "INTERNAL",
+            "message": (
+                "An internal error has occurred. Please retry or report in "
+                "https://developers.generativeai.google/guide/troubleshooting"
+            ),
+        }
+    }
 
 
 @pytest.mark.asyncio
@@ -175,8 +183,11 @@ async def test_blocked_prompt_has_no_candidates(http, fake):
     reply = (await http.post(f"{FLASH}:generateContent", headers=HEADERS, json=body())).json()
     assert "candidates" not in reply
     assert reply["promptFeedback"]["blockReason"] == "SAFETY"
-    assert reply["usageMetadata"] == {"promptTokenCount": 2, "totalTokenCount": 2,
-                                      "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 2}]}
+    assert reply["usageMetadata"] == {
+        "promptTokenCount": 2,
+        "totalTokenCount": 2,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 2}],
+    }
 
 
 @pytest.mark.asyncio
@@ -184,11 +195,15 @@ async def test_finish_and_max_tokens_without_parts(http, fake):
     fake.script("finish", reason="MALFORMED_FUNCTION_CALL", message="Malformed function call: x")
     fake.script("max_tokens_no_parts")
     malformed = (await http.post(f"{FLASH}:generateContent", headers=HEADERS, json=body())).json()
-    spent = (await http.post(f"{FLASH}:generateContent", headers=HEADERS,
-                             json=body(generationConfig={"maxOutputTokens": 64}))).json()
+    spent = (
+        await http.post(
+            f"{FLASH}:generateContent", headers=HEADERS, json=body(generationConfig={"maxOutputTokens": 64})
+        )
+    ).json()
 
-    assert malformed["candidates"] == [{"finishReason": "MALFORMED_FUNCTION_CALL",
-                                        "finishMessage": "Malformed function call: x"}]
+    assert malformed["candidates"] == [
+        {"finishReason": "MALFORMED_FUNCTION_CALL", "finishMessage": "Malformed function call: x"}
+    ]
     assert spent["candidates"] == [{"content": {"role": "model"}, "finishReason": "MAX_TOKENS"}]
     assert spent["usageMetadata"]["thoughtsTokenCount"] == 64
     assert "candidatesTokenCount" not in spent["usageMetadata"]
@@ -197,8 +212,7 @@ async def test_finish_and_max_tokens_without_parts(http, fake):
 @pytest.mark.asyncio
 async def test_logprobs_script(http, fake):
     fake.script("logprobs", top=3, text="a b")
-    candidate = (await http.post(f"{FLASH}:generateContent", headers=HEADERS,
-                                 json=body())).json()["candidates"][0]
+    candidate = (await http.post(f"{FLASH}:generateContent", headers=HEADERS, json=body())).json()["candidates"][0]
     result = candidate["logprobsResult"]
     assert [c["token"] for c in result["chosenCandidates"]] == ["a ", "b"]
     assert len(result["topCandidates"][0]["candidates"]) == 3
@@ -225,8 +239,11 @@ async def test_slow_script_delays_the_response(http, fake):
 async def test_scripts_target_one_operation(http, fake):
     fake.script("error", status=500, on="embed")
     generate = await http.post(f"{FLASH}:generateContent", headers=HEADERS, json=body())
-    embed = await http.post("/v1beta/models/gemini-embedding-001:embedContent", headers=HEADERS,
-                            json={"content": {"parts": [{"text": "a"}]}})
+    embed = await http.post(
+        "/v1beta/models/gemini-embedding-001:embedContent",
+        headers=HEADERS,
+        json={"content": {"parts": [{"text": "a"}]}},
+    )
     assert (generate.status_code, embed.status_code) == (200, 500)
 
 

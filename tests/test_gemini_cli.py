@@ -27,9 +27,16 @@ def run_cli(gateway_url: str, key: str, tmp_path: Path) -> subprocess.CompletedP
         '{"security": {"auth": {"selectedType": "gemini-api-key"}}, "telemetry": {"enabled": false},'
         ' "privacy": {"usageStatisticsEnabled": false}}'
     )
-    env = {**os.environ, "HOME": str(home), "GEMINI_CLI_TRUST_WORKSPACE": "true",
-           "GOOGLE_GEMINI_BASE_URL": gateway_url, "GEMINI_API_KEY": key}
-    return subprocess.run([str(CLI), "-p", "Say hello"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "GEMINI_CLI_TRUST_WORKSPACE": "true",
+        "GOOGLE_GEMINI_BASE_URL": gateway_url,
+        "GEMINI_API_KEY": key,
+    }
+    return subprocess.run(
+        [str(CLI), "-p", "Say hello"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
+    )
 
 
 @pytest.fixture
@@ -40,8 +47,9 @@ def cli():
 
 
 @pytest.mark.parametrize("upstream", ["gemini", "openai-compatible"])
-def test_gemini_cli_answers_through_the_gateway(cli, gateway_url, api_key, fake_gemini, fake_openai, mapping,
-                                                usage_rows, tmp_path, upstream):
+def test_gemini_cli_answers_through_the_gateway(
+    cli, gateway_url, api_key, fake_gemini, fake_openai, mapping, usage_rows, tmp_path, upstream
+):
     for name in CLI_MODELS:
         if upstream == "gemini":
             mapping(name, "gemini-3-flash-preview")

@@ -20,13 +20,22 @@ CHAT = [{"role": "user", "content": "hello"}]
 
 
 def test_non_stream_disconnect_records_usage_and_frees_the_slot(
-    backend, gateway_url, api_key, fake_gemini, openai_client, usage_rows  # noqa: F811
+    backend,
+    gateway_url,
+    api_key,
+    fake_gemini,
+    openai_client,
+    usage_rows,  # noqa: F811
 ):
     limits("--token", "laptop", "--max-parallel", "1")
     fake_gemini.script("slow", delay=1.5)  # the upstream takes its time; the client gives up first
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{gateway_url}/v1/chat/completions", headers={"authorization": f"Bearer {api_key}"},
-                   json={"model": "gemini-2.5-flash", "messages": CHAT}, timeout=0.4)
+        httpx.post(
+            f"{gateway_url}/v1/chat/completions",
+            headers={"authorization": f"Bearer {api_key}"},
+            json={"model": "gemini-2.5-flash", "messages": CHAT},
+            timeout=0.4,
+        )
 
     def recorded() -> bool:
         return any(r.status == 499 for r in usage_rows())
@@ -49,8 +58,9 @@ def one_upstream_slot(settings):
     upstream_http.reset_clients()
 
 
-def test_full_upstream_pool_is_a_clear_503_in_each_dialect(gateway_url, api_key, fake_gemini, openai_client,
-                                                           one_upstream_slot, usage_rows):
+def test_full_upstream_pool_is_a_clear_503_in_each_dialect(
+    gateway_url, api_key, fake_gemini, openai_client, one_upstream_slot, usage_rows
+):
     import ollama
 
     fake_gemini.chunk_delay = 0.2
@@ -58,8 +68,13 @@ def test_full_upstream_pool_is_a_clear_503_in_each_dialect(gateway_url, api_key,
     holding, release = threading.Event(), threading.Event()
 
     def hold_the_only_slot():
-        with httpx.stream("POST", f"{gateway_url}/v1/chat/completions", headers={"authorization": f"Bearer {api_key}"},
-                          json={"model": "gemini-2.5-flash", "messages": CHAT, "stream": True}, timeout=20) as resp:
+        with httpx.stream(
+            "POST",
+            f"{gateway_url}/v1/chat/completions",
+            headers={"authorization": f"Bearer {api_key}"},
+            json={"model": "gemini-2.5-flash", "messages": CHAT, "stream": True},
+            timeout=20,
+        ) as resp:
             for line in resp.iter_lines():
                 if "w1" in line:
                     holding.set()
@@ -96,13 +111,25 @@ def test_full_upstream_pool_is_a_clear_503_in_each_dialect(gateway_url, api_key,
 def test_several_workers_need_redis(tmp_path):
     env = gateway_env(tmp_path)
     env.pop("REDIS_URL", None)
-    done = subprocess.run([sys.executable, "-m", "gateway_site.serve", "--workers", "2", "-p", "1"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway_site.serve", "--workers", "2", "-p", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode != 0
     assert "--workers 2 needs REDIS_URL" in done.stderr and "rate limits, quotas" in done.stderr
     env["REDIS_URL"] = "redis://127.0.0.1:6379/15"
-    done = subprocess.run([sys.executable, "-m", "gateway_site.serve", "--workers", "2", "--server", "daphne",
-                           "-p", "1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway_site.serve", "--workers", "2", "--server", "daphne", "-p", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode != 0 and "daphne serves one process per port" in done.stderr
 
 
@@ -151,17 +178,15 @@ async def test_transport_failures_map_to_the_right_status(network_transport):
     from tests.conftest import free_port
 
     client = upstream_http.get_client()
-    with pytest.raises(UpstreamUnavailable) as refused:
-        with upstream_failures("u"):
-            await client.get(f"http://127.0.0.1:{free_port()}/")
+    with pytest.raises(UpstreamUnavailable) as refused, upstream_failures("u"):
+        await client.get(f"http://127.0.0.1:{free_port()}/")
     assert refused.value.status == 503
 
     cut, cut_url = await _tcp_server(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part")
     whole, whole_url = await _tcp_server(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
     try:
-        with pytest.raises(UpstreamError) as broke:
-            with upstream_failures("u"):
-                await client.get(cut_url)
+        with pytest.raises(UpstreamError) as broke, upstream_failures("u"):
+            await client.get(cut_url)
         assert broke.value.status == 502 and "broke" in broke.value.message
         with upstream_failures("u"):
             assert (await client.get(whole_url)).text == "hello"

@@ -32,8 +32,13 @@ def test_set_and_show_user_limits(user):
     run("--user", "alice", "--max-parallel", "2", "--monthly-tokens", "5000000", "--rpm", "30")
     row = Limits.objects.get(user=user)
     assert (row.rpm, row.tpm, row.max_parallel, row.daily_tokens, row.monthly_tokens, row.budget_usd) == (
-        30, 100000, 2, 200000, 5000000, Decimal("25.5"),
-    )  # fmt: skip
+        30,
+        100000,
+        2,
+        200000,
+        5000000,
+        Decimal("25.5"),
+    )
     assert run("--user", "alice") == (
         "Limits of user alice: rpm=30, tpm=100000, max_parallel=2, daily_tokens=200000, "
         "monthly_tokens=5000000, budget_usd=25.50."
@@ -73,21 +78,24 @@ def test_set_and_clear_different_limits_at_once(user):
     assert run("--user", "alice", "--clear", "rpm", "--tpm", "50") == "Limits of user alice: tpm=50."
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--user", "nobody", "--rpm", "1"], "no user named 'nobody'"),
-    (["--token", "nope", "--rpm", "1"], "no key with prefix or name 'nope'"),
-    (["--user", "alice", "--rpm", "0"], "limits must be at least 1 .got 0.; use --clear NAME to remove a limit"),
-    (["--user", "alice", "--tpm", "-5"], "limits must be at least 1"),
-    (["--user", "alice", "--rpm", "ten"], "'ten' is not a whole number"),
-    (["--user", "alice", "--budget-usd", "0"], "--budget-usd must be a positive amount"),
-    (["--user", "alice", "--budget-usd", "1.23456"], "at most 4 decimals"),
-    (["--user", "alice", "--budget-usd", "lots"], "'lots' is not an amount in USD"),
-    (["--user", "alice", "--rpm", "5", "--clear", "rpm"], "cannot both set and clear rpm"),
-    (["--user", "alice", "--rpm", "5", "--clear"], "--clear without limit names removes every limit"),
-    (["--user", "alice", "--clear", "speed"], "invalid choice: 'speed'"),
-    (["--user", "alice", "--default", "--rpm", "5"], "not allowed with argument"),
-    (["--rpm", "5"], "one of the arguments --user --token --default is required"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--user", "nobody", "--rpm", "1"], "no user named 'nobody'"),
+        (["--token", "nope", "--rpm", "1"], "no key with prefix or name 'nope'"),
+        (["--user", "alice", "--rpm", "0"], "limits must be at least 1 .got 0.; use --clear NAME to remove a limit"),
+        (["--user", "alice", "--tpm", "-5"], "limits must be at least 1"),
+        (["--user", "alice", "--rpm", "ten"], "'ten' is not a whole number"),
+        (["--user", "alice", "--budget-usd", "0"], "--budget-usd must be a positive amount"),
+        (["--user", "alice", "--budget-usd", "1.23456"], "at most 4 decimals"),
+        (["--user", "alice", "--budget-usd", "lots"], "'lots' is not an amount in USD"),
+        (["--user", "alice", "--rpm", "5", "--clear", "rpm"], "cannot both set and clear rpm"),
+        (["--user", "alice", "--rpm", "5", "--clear"], "--clear without limit names removes every limit"),
+        (["--user", "alice", "--clear", "speed"], "invalid choice: 'speed'"),
+        (["--user", "alice", "--default", "--rpm", "5"], "not allowed with argument"),
+        (["--rpm", "5"], "one of the arguments --user --token --default is required"),
+    ],
+)
 def test_mistakes_are_command_errors(user, args, message):
     with pytest.raises(CommandError, match=message):
         run(*args)

@@ -25,10 +25,18 @@ def member(client, user):
 
 def usage(user, when, *, model="gpt-4o", tokens=100, cost="0.01", status=200):
     return UsageRecord.objects.create(
-        created_at=when, request_id="r", user=user, dialect="openai", endpoint="chat.completions",
-        requested_model=model, prompt_tokens=tokens // 2, completion_tokens=tokens // 2, total_tokens=tokens,
-        status=status, cost_usd=Decimal(cost),
-    )  # fmt: skip
+        created_at=when,
+        request_id="r",
+        user=user,
+        dialect="openai",
+        endpoint="chat.completions",
+        requested_model=model,
+        prompt_tokens=tokens // 2,
+        completion_tokens=tokens // 2,
+        total_tokens=tokens,
+        status=status,
+        cost_usd=Decimal(cost),
+    )
 
 
 def secret_on(body: str) -> str:
@@ -148,10 +156,17 @@ def test_month_usage_includes_rolled_up_days():
 
     user = get_user_model().objects.create_user("carol")
     now = datetime(2026, 3, 15, 12, tzinfo=UTC)
-    UsageDaily.objects.create(day=now.date() - timedelta(days=3), user=user, model="gpt-4o", requests=4,
-                              total_tokens=4000, cost_usd=Decimal("1"))  # fmt: skip
-    UsageDaily.objects.create(day=datetime(2026, 2, 27).date(), user=user, model="gpt-4o", requests=9,
-                              total_tokens=9000)  # last month: not counted  # fmt: skip
+    UsageDaily.objects.create(
+        day=now.date() - timedelta(days=3),
+        user=user,
+        model="gpt-4o",
+        requests=4,
+        total_tokens=4000,
+        cost_usd=Decimal("1"),
+    )
+    UsageDaily.objects.create(
+        day=datetime(2026, 2, 27).date(), user=user, model="gpt-4o", requests=9, total_tokens=9000
+    )  # last month: not counted
     usage(user, now - timedelta(hours=1), tokens=10, cost="0.5")
     usage(user, now - timedelta(days=1), tokens=20)
     found = dashboard.member_usage(user.pk, now=now)

@@ -22,9 +22,28 @@ pytestmark = pytest.mark.django_db(transaction=True)
 PROMPT = "my secret prompt is purple-elephant-42"
 CHAT = [{"role": "user", "content": PROMPT}]
 ACCESS_FIELDS = {
-    "ts", "event", "request_id", "user_id", "key_prefix", "dialect", "endpoint", "model", "upstream",
-    "upstream_model", "status", "error_code", "prompt_tokens", "completion_tokens", "reasoning_tokens",
-    "cached_tokens", "total_tokens", "token_source", "latency_ms", "ttft_ms", "streamed", "disconnected",
+    "ts",
+    "event",
+    "request_id",
+    "user_id",
+    "key_prefix",
+    "dialect",
+    "endpoint",
+    "model",
+    "upstream",
+    "upstream_model",
+    "status",
+    "error_code",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "cached_tokens",
+    "total_tokens",
+    "token_source",
+    "latency_ms",
+    "ttft_ms",
+    "streamed",
+    "disconnected",
 }
 
 
@@ -100,13 +119,28 @@ def test_access_line_has_every_field_and_no_secret(gateway_url, api_key, fake_ge
     assert set(line) == ACCESS_FIELDS
     (row,) = usage_rows()
     assert line == {
-        "ts": line["ts"], "event": "request", "request_id": "req-obs-1", "user_id": row.user_id,
-        "key_prefix": row.key_prefix, "dialect": "openai", "endpoint": row.endpoint, "model": "gpt-4o",
-        "upstream": "gemini", "upstream_model": "gemini-2.5-flash", "status": 200, "error_code": None,
-        "prompt_tokens": row.prompt_tokens, "completion_tokens": row.completion_tokens,
-        "reasoning_tokens": row.reasoning_tokens, "cached_tokens": row.cached_tokens,
-        "total_tokens": row.total_tokens, "token_source": "reported", "latency_ms": row.latency_ms,
-        "ttft_ms": None, "streamed": False, "disconnected": False,
+        "ts": line["ts"],
+        "event": "request",
+        "request_id": "req-obs-1",
+        "user_id": row.user_id,
+        "key_prefix": row.key_prefix,
+        "dialect": "openai",
+        "endpoint": row.endpoint,
+        "model": "gpt-4o",
+        "upstream": "gemini",
+        "upstream_model": "gemini-2.5-flash",
+        "status": 200,
+        "error_code": None,
+        "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens,
+        "reasoning_tokens": row.reasoning_tokens,
+        "cached_tokens": row.cached_tokens,
+        "total_tokens": row.total_tokens,
+        "token_source": "reported",
+        "latency_ms": row.latency_ms,
+        "ttft_ms": None,
+        "streamed": False,
+        "disconnected": False,
     }
     assert row.prompt_tokens > 0 and api_key.startswith(line["key_prefix"])
     assert abs(datetime.fromisoformat(line["ts"]) - datetime.now(UTC)).total_seconds() < 10
@@ -124,7 +158,11 @@ def test_errors_are_logged_with_their_code(gateway_url, api_key, fake_gemini, ac
     assert (missing["status"], missing["error_code"], missing["model"]) == (404, "model_not_found", "no-such-model")
     bad_key = access_log.line_for("req-obs-401")
     assert (bad_key["status"], bad_key["error_code"], bad_key["user_id"], bad_key["key_prefix"]) == (
-        401, "invalid_api_key", None, "")
+        401,
+        "invalid_api_key",
+        None,
+        "",
+    )
     upstream = access_log.line_for("req-obs-503")
     assert (upstream["status"], upstream["upstream"], upstream["error_code"]) == (503, "gemini", "service_unavailable")
     assert all(api_key.split("_", 1)[1] not in line and "purple" not in line for line in access_log.lines)
@@ -145,7 +183,8 @@ def test_disconnect_is_logged(gateway_url, api_key, fake_gemini, access_log, usa
     fake_gemini.chunk_delay = 0.3
     fake_gemini.script("text", chunks=[f"word{i} " for i in range(20)])
     with httpx.stream(
-        "POST", f"{gateway_url}/v1/chat/completions",
+        "POST",
+        f"{gateway_url}/v1/chat/completions",
         json={"model": "gemini-2.5-flash", "messages": CHAT, "stream": True},
         headers={"authorization": f"Bearer {api_key}", "x-request-id": "req-obs-gone"},
     ) as resp:
@@ -154,7 +193,11 @@ def test_disconnect_is_logged(gateway_url, api_key, fake_gemini, access_log, usa
                 break
     line = access_log.line_for("req-obs-gone")
     assert (line["status"], line["error_code"], line["disconnected"], line["streamed"]) == (
-        499, "client_disconnected", True, True)
+        499,
+        "client_disconnected",
+        True,
+        True,
+    )
     assert line["ttft_ms"] is not None
 
 
@@ -162,9 +205,13 @@ def test_rotating_file_log(tmp_path):
     """GATEWAY_ACCESS_LOG_FILE: JSON lines in a size-capped file with backups, `{pid}` per process."""
     from tests.test_server import gateway_env
 
-    env = gateway_env(tmp_path, GATEWAY_ACCESS_LOG_FILE=str(tmp_path / "logs" / "access-{pid}.jsonl"),
-                      GATEWAY_ACCESS_LOG_MAX_BYTES="2048", GATEWAY_ACCESS_LOG_BACKUPS="2",
-                      GATEWAY_ACCESS_LOG_STDOUT="false")
+    env = gateway_env(
+        tmp_path,
+        GATEWAY_ACCESS_LOG_FILE=str(tmp_path / "logs" / "access-{pid}.jsonl"),
+        GATEWAY_ACCESS_LOG_MAX_BYTES="2048",
+        GATEWAY_ACCESS_LOG_BACKUPS="2",
+        GATEWAY_ACCESS_LOG_STDOUT="false",
+    )
     code = (
         "from tests.test_observability import fake_row; from proxy_app.ops import observability\n"
         "for i in range(40): observability.request_finished(fake_row(request_id=f'req-{i}'))\n"
@@ -186,12 +233,28 @@ def test_rotating_file_log(tmp_path):
 def fake_row(**changes) -> dict:
     """A usage row as usage.record() builds it."""
     row = {
-        "created_at": datetime.now(UTC), "request_id": "req-fake", "user_id": 7, "api_key_id": 3,
-        "key_prefix": "gw-abcdefgh", "dialect": "openai", "endpoint": "chat", "requested_model": "gemini-2.5-flash",
-        "upstream_name": "gemini", "upstream_model": "gemini-2.5-flash", "prompt_tokens": 11,
-        "completion_tokens": 5, "reasoning_tokens": 0, "cached_tokens": 0, "total_tokens": 16,
-        "token_source": "reported", "status": 200, "error_code": "", "streamed": False,
-        "client_disconnected": False, "latency_ms": 120, "ttft_ms": None,
+        "created_at": datetime.now(UTC),
+        "request_id": "req-fake",
+        "user_id": 7,
+        "api_key_id": 3,
+        "key_prefix": "gw-abcdefgh",
+        "dialect": "openai",
+        "endpoint": "chat",
+        "requested_model": "gemini-2.5-flash",
+        "upstream_name": "gemini",
+        "upstream_model": "gemini-2.5-flash",
+        "prompt_tokens": 11,
+        "completion_tokens": 5,
+        "reasoning_tokens": 0,
+        "cached_tokens": 0,
+        "total_tokens": 16,
+        "token_source": "reported",
+        "status": 200,
+        "error_code": "",
+        "streamed": False,
+        "client_disconnected": False,
+        "latency_ms": 120,
+        "ttft_ms": None,
     }
     return {**row, **changes}
 
@@ -212,12 +275,16 @@ def test_metrics_count_requests_tokens_and_latency(gateway_url, api_key, fake_ge
     assert delta(before, after, "gateway_requests_total", dialect="openai", model="other", status="404") == 1
     assert delta(before, after, "gateway_requests_total", dialect="openai", model="none", status="401") == 1
     assert delta(before, after, "gateway_tokens_total", dialect="openai", model="gpt-4o", kind="prompt") == sum(
-        r.prompt_tokens for r in ok)
+        r.prompt_tokens for r in ok
+    )
     assert delta(before, after, "gateway_tokens_total", dialect="openai", model="gpt-4o", kind="completion") == sum(
-        r.completion_tokens for r in ok)
+        r.completion_tokens for r in ok
+    )
     assert delta(before, after, "gateway_request_duration_seconds_count", dialect="openai", model="gpt-4o") == 3
-    assert delta(before, after, "gateway_request_duration_seconds_bucket", dialect="openai", model="gpt-4o",
-                 le="+Inf") == 3
+    assert (
+        delta(before, after, "gateway_request_duration_seconds_bucket", dialect="openai", model="gpt-4o", le="+Inf")
+        == 3
+    )
     assert delta(before, after, "gateway_time_to_first_token_seconds_count", dialect="openai", model="gpt-4o") == 1
 
     # Bounded labels: dialects, statuses and known models only; never a key, a user or a made-up name.
@@ -247,7 +314,8 @@ def test_in_flight_gauge_follows_a_stream(gateway_url, api_key, fake_gemini, usa
     fake_gemini.chunk_delay = 0.2
     fake_gemini.script("text", chunks=[f"w{i} " for i in range(8)])
     with httpx.stream(
-        "POST", f"{gateway_url}/v1/chat/completions",
+        "POST",
+        f"{gateway_url}/v1/chat/completions",
         json={"model": "gemini-2.5-flash", "messages": CHAT, "stream": True},
         headers={"authorization": f"Bearer {api_key}"},
     ) as resp:
@@ -272,8 +340,14 @@ def test_metrics_endpoint_is_restricted_by_client_address(gateway_url, settings)
 
 @pytest.mark.parametrize(
     "client, allowed",
-    [(("127.0.0.1", 5000), True), (("::1", 5000), True), (("::ffff:127.0.0.1", 1), True),
-     (("10.1.2.3", 5000), False), (("unix-socket", 0), False), (None, False)],
+    [
+        (("127.0.0.1", 5000), True),
+        (("::1", 5000), True),
+        (("::ffff:127.0.0.1", 1), True),
+        (("10.1.2.3", 5000), False),
+        (("unix-socket", 0), False),
+        (None, False),
+    ],
 )
 def test_default_metrics_access_is_loopback_only(client, allowed):
     assert observability.client_allowed(client) is allowed
@@ -296,7 +370,11 @@ def test_model_label_is_bounded(monkeypatch):
     monkeypatch.setattr(observability, "_codes", set())
     monkeypatch.setattr(observability, "CODE_LABEL_CAP", 1)
     assert [observability._code_label(c) for c in ("timeout", "timeout", "bad_gateway", "Weird Code")] == [
-        "timeout", "timeout", "other", "other"]
+        "timeout",
+        "timeout",
+        "other",
+        "other",
+    ]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -309,8 +387,11 @@ def test_metrics_aggregate_across_processes(tmp_path):
 
     prom = tmp_path / "prom"
     prom.mkdir()
-    env = gateway_env(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(prom),
-                      GATEWAY_ACCESS_LOG_FILE=str(tmp_path / "logs" / "access-{pid}.jsonl"))
+    env = gateway_env(
+        tmp_path,
+        PROMETHEUS_MULTIPROC_DIR=str(prom),
+        GATEWAY_ACCESS_LOG_FILE=str(tmp_path / "logs" / "access-{pid}.jsonl"),
+    )
     assert manage(env, "migrate", "--noinput").returncode == 0
     key = manage(env, "issue_token", "dora", "--create-user").stdout.strip().splitlines()[-1]
     first, second = Gateway(env), Gateway(env)
@@ -321,8 +402,7 @@ def test_metrics_aggregate_across_processes(tmp_path):
         for server in (first, second):
             samples = scrape(server.url)
             assert value(samples, "gateway_requests_total", dialect="openai", model="other", status="503") == 5
-            assert value(samples, "gateway_upstream_errors_total", upstream="none",
-                         code="upstream_not_configured") == 5
+            assert value(samples, "gateway_upstream_errors_total", upstream="none", code="upstream_not_configured") == 5
             assert value(samples, "gateway_request_duration_seconds_count", dialect="openai", model="other") == 5
             assert value(samples, "gateway_requests_in_flight") == 0
     finally:
@@ -333,13 +413,32 @@ def test_metrics_aggregate_across_processes(tmp_path):
     logs = sorted((tmp_path / "logs").iterdir())
     assert sorted(len(f.read_text().splitlines()) for f in logs) == [2, 3]  # one file per process
     after_exit = subprocess.run(
-        [sys.executable, "-c", "from prometheus_client import CollectorRegistry, generate_latest, multiprocess;"
-         "r = CollectorRegistry(); multiprocess.MultiProcessCollector(r); print(generate_latest(r).decode())"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "from prometheus_client import CollectorRegistry, generate_latest, multiprocess;"
+            "r = CollectorRegistry(); multiprocess.MultiProcessCollector(r); print(generate_latest(r).decode())",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     ).stdout
-    assert value({(s.name, tuple(sorted(s.labels.items()))): s.value
-                  for f in text_string_to_metric_families(after_exit) for s in f.samples},
-                 "gateway_requests_total", dialect="openai", model="other", status="503") == 5
+    assert (
+        value(
+            {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for f in text_string_to_metric_families(after_exit)
+                for s in f.samples
+            },
+            "gateway_requests_total",
+            dialect="openai",
+            model="other",
+            status="503",
+        )
+        == 5
+    )
 
 
 def test_bad_multiprocess_dir_fails_at_start(tmp_path):

@@ -18,10 +18,10 @@ from accounts import limits
 from accounts.authentication import KeyIdentity
 from accounts.models import Limits
 from accounts.services import issue_key
-from proxy_app.ledger import counters, pricing, quota
 from proxy_app.core import hub
-from proxy_app.ledger.counters import MemoryCounters, RedisCounters
 from proxy_app.core.errors import RateLimited, UpstreamUnavailable
+from proxy_app.ledger import counters, pricing, quota
+from proxy_app.ledger.counters import MemoryCounters, RedisCounters
 from proxy_app.models import ModelPrice, UsageRecord
 from tests.test_counters import backend, closed_port  # noqa: F401  (fixture: memory and Redis)
 
@@ -55,9 +55,14 @@ async def _close_orm_thread_connection():
 
 def identity_of(key) -> KeyIdentity:
     return KeyIdentity(
-        key_id=key.pk, user_id=key.user_id, username=key.user.username, prefix=key.prefix,
-        allowed_models=(), expires_at=None, revoked=False,
-    )  # fmt: skip
+        key_id=key.pk,
+        user_id=key.user_id,
+        username=key.user.username,
+        prefix=key.prefix,
+        allowed_models=(),
+        expires_at=None,
+        revoked=False,
+    )
 
 
 @pytest.fixture
@@ -97,21 +102,56 @@ KIND_CASES = [
     ("rpm", 3, 3, "rate_limit_exceeded", "requests", 30, "requests per minute (rpm=3)"),
     ("tpm", 1000, 3, "rate_limit_exceeded", "tokens", 30, "tokens per minute (tpm=1000)"),
     ("max_parallel", 2, 2, "rate_limit_exceeded", "requests", 1, "requests in flight (max_parallel=2)"),
-    ("daily_tokens", 1000, 3, "insufficient_quota", "insufficient_quota", TO_MIDNIGHT, "tokens per day (daily_tokens=1000)"),
-    ("monthly_tokens", 1000, 3, "insufficient_quota", "insufficient_quota", TO_APRIL, "tokens per month (monthly_tokens=1000)"),
-    ("budget_usd", Decimal("0.0015"), 2, "insufficient_quota", "insufficient_quota", TO_APRIL, "monthly budget (budget_usd=0.0015)"),
-]  # fmt: skip
+    (
+        "daily_tokens",
+        1000,
+        3,
+        "insufficient_quota",
+        "insufficient_quota",
+        TO_MIDNIGHT,
+        "tokens per day (daily_tokens=1000)",
+    ),
+    (
+        "monthly_tokens",
+        1000,
+        3,
+        "insufficient_quota",
+        "insufficient_quota",
+        TO_APRIL,
+        "tokens per month (monthly_tokens=1000)",
+    ),
+    (
+        "budget_usd",
+        Decimal("0.0015"),
+        2,
+        "insufficient_quota",
+        "insufficient_quota",
+        TO_APRIL,
+        "monthly budget (budget_usd=0.0015)",
+    ),
+]
 
 
-@pytest.mark.parametrize(("field", "value", "admitted", "code", "kind", "retry", "text"), KIND_CASES, ids=[c[0] for c in KIND_CASES])
-async def test_every_limit_admits_up_to_the_limit_then_refuses(backend, alice, field, value, admitted, code, kind, retry, text):
+@pytest.mark.parametrize(
+    ("field", "value", "admitted", "code", "kind", "retry", "text"), KIND_CASES, ids=[c[0] for c in KIND_CASES]
+)
+async def test_every_limit_admits_up_to_the_limit_then_refuses(
+    backend, alice, field, value, admitted, code, kind, retry, text
+):
     await set_limits(user_id=alice.user_id, **{field: value})
     for i in range(admitted):
         assert (await admit(alice, request_id=f"r{i}")).limited
     with pytest.raises(RateLimited) as refused:
         await admit(alice, request_id="over")
     err = refused.value
-    assert (err.status, err.code, err.kind, err.retry_after, err.limit, err.scope) == (429, code, kind, retry, field, "user")
+    assert (err.status, err.code, err.kind, err.retry_after, err.limit, err.scope) == (
+        429,
+        code,
+        kind,
+        retry,
+        field,
+        "user",
+    )
     assert err.message.startswith(f"user alice exceeded {text}: ")
 
 
@@ -184,10 +224,13 @@ def test_effective_limits_is_one_query(alice, django_assert_num_queries, django_
     Limits.objects.create(is_default=True, rpm=10)
     Limits.objects.create(api_key_id=alice.key_id, tpm=500)
     with django_assert_num_queries(1):
-        found = limits.effective_limits_sync(user_id=alice.user_id, key_id=alice.key_id, username="alice", prefix="gw-x")
+        found = limits.effective_limits_sync(
+            user_id=alice.user_id, key_id=alice.key_id, username="alice", prefix="gw-x"
+        )
     assert [(s.kind, s.label, s.limits.rpm, s.limits.tpm) for s in found.scopes] == [
-        ("user", "user alice", 10, None), ("key", "key gw-x", None, 500),
-    ]  # fmt: skip
+        ("user", "user alice", 10, None),
+        ("key", "key gw-x", None, 500),
+    ]
 
 
 async def test_effective_limits_are_cached_briefly(alice):
@@ -202,11 +245,32 @@ async def test_effective_limits_are_cached_briefly(alice):
 # --- windows roll over -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("moment", "day_key", "day_end", "month_key", "month_end"), [
-    (datetime(2026, 12, 31, 23, 59, 59), "tokens:d20261231", datetime(2027, 1, 1), "tokens:m202612", datetime(2027, 1, 1)),
-    (datetime(2028, 2, 29, 0, 0, 0), "tokens:d20280229", datetime(2028, 3, 1), "tokens:m202802", datetime(2028, 3, 1)),
-    (datetime(2026, 3, 1, 0, 0, 0), "tokens:d20260301", datetime(2026, 3, 2), "tokens:m202603", datetime(2026, 4, 1)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("moment", "day_key", "day_end", "month_key", "month_end"),
+    [
+        (
+            datetime(2026, 12, 31, 23, 59, 59),
+            "tokens:d20261231",
+            datetime(2027, 1, 1),
+            "tokens:m202612",
+            datetime(2027, 1, 1),
+        ),
+        (
+            datetime(2028, 2, 29, 0, 0, 0),
+            "tokens:d20280229",
+            datetime(2028, 3, 1),
+            "tokens:m202802",
+            datetime(2028, 3, 1),
+        ),
+        (
+            datetime(2026, 3, 1, 0, 0, 0),
+            "tokens:d20260301",
+            datetime(2026, 3, 2),
+            "tokens:m202603",
+            datetime(2026, 4, 1),
+        ),
+    ],
+)
 def test_utc_day_and_month_periods(moment, day_key, day_end, month_key, month_end):
     found = quota.windows(moment.replace(tzinfo=UTC).timestamp())
     assert found["daily_tokens"][:2] == (day_key, day_end.replace(tzinfo=UTC).timestamp())
@@ -308,20 +372,29 @@ async def test_settle_completes_even_when_cancelled(backend, alice):
 
 def usage_row(identity, when: datetime, tokens: int, cost: str, *, key=True) -> UsageRecord:
     return UsageRecord(
-        created_at=when, request_id="old", user_id=identity.user_id, api_key_id=identity.key_id if key else None,
-        dialect="openai", endpoint="chat", status=200, prompt_tokens=tokens, total_tokens=tokens,
+        created_at=when,
+        request_id="old",
+        user_id=identity.user_id,
+        api_key_id=identity.key_id if key else None,
+        dialect="openai",
+        endpoint="chat",
+        status=200,
+        prompt_tokens=tokens,
+        total_tokens=tokens,
         cost_usd=Decimal(cost),
-    )  # fmt: skip
+    )
 
 
 async def test_cold_counters_are_seeded_from_the_usage_table_once(backend, alice, alice_phone):
-    await UsageRecord.objects.abulk_create([
-        usage_row(alice, T0 - timedelta(hours=1), 700, "0.10"),
-        usage_row(alice, T0 - timedelta(days=1), 500, "0.20"),
-        usage_row(alice_phone, T0 - timedelta(days=3), 200, "0.30"),
-        usage_row(alice, T0 - timedelta(days=20), 999, "9.99"),  # last month
-        usage_row(alice, T0 + timedelta(days=20), 999, "9.99"),  # next month
-    ])  # fmt: skip
+    await UsageRecord.objects.abulk_create(
+        [
+            usage_row(alice, T0 - timedelta(hours=1), 700, "0.10"),
+            usage_row(alice, T0 - timedelta(days=1), 500, "0.20"),
+            usage_row(alice_phone, T0 - timedelta(days=3), 200, "0.30"),
+            usage_row(alice, T0 - timedelta(days=20), 999, "9.99"),  # last month
+            usage_row(alice, T0 + timedelta(days=20), 999, "9.99"),  # next month
+        ]
+    )
     await set_limits(user_id=alice.user_id, daily_tokens=1000, monthly_tokens=10_000, budget_usd=Decimal("5"))
     await set_limits(api_key_id=alice.key_id, monthly_tokens=10_000)
     assert set((await counter_values(alice)).values()) == {None}  # cold: nothing counted yet
@@ -367,10 +440,14 @@ async def test_counters_match_the_usage_table_after_a_restart(backend, alice):
     quota.clear_cache()
     admission = await admit(alice, prompt=0, max_tokens=0)
     await quota.settle(admission, used(0, 0), MODEL, now=NOW)
-    assert await counter_values(alice) == before == {
-        ("user alice", "daily_tokens"): sum(r.total_tokens for r in rows),
-        ("user alice", "budget_usd"): pricing.micro_usd(sum(r.cost_usd for r in rows)),
-    }
+    assert (
+        await counter_values(alice)
+        == before
+        == {
+            ("user alice", "daily_tokens"): sum(r.total_tokens for r in rows),
+            ("user alice", "budget_usd"): pricing.micro_usd(sum(r.cost_usd for r in rows)),
+        }
+    )
 
 
 # --- the store is down -----------------------------------------------------------------------------
@@ -423,7 +500,9 @@ async def test_200_concurrent_admissions_never_overshoot_and_settle_exactly(back
         assert in_counter == settled_total + len(admitted) * reserve_each <= quota_tokens
         assert len(admitted) == min(150, (quota_tokens - settled_total) // reserve_each)
         actual = [rng.randint(0, reserve_each) for _ in admitted]
-        await asyncio.gather(*(quota.settle(a, used(n // 2, n - n // 2), MODEL, now=NOW) for a, n in zip(admitted, actual)))
+        await asyncio.gather(
+            *(quota.settle(a, used(n // 2, n - n // 2), MODEL, now=NOW) for a, n in zip(admitted, actual))
+        )
         settled_total += sum(actual)
         values = await counter_values(alice)
         assert values[("user alice", "daily_tokens")] == settled_total
@@ -433,7 +512,10 @@ async def test_200_concurrent_admissions_never_overshoot_and_settle_exactly(back
 # --- headers ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(0.2, "1s"), (1, "1s"), (59.5, "1m0s"), (360, "6m0s"), (3600, "1h0m0s"), (TO_MIDNIGHT, "11h59m30s")])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.2, "1s"), (1, "1s"), (59.5, "1m0s"), (360, "6m0s"), (3600, "1h0m0s"), (TO_MIDNIGHT, "11h59m30s")],
+)
 def test_reset_durations_look_like_openais(seconds, text):
     assert quota.format_duration(seconds) == text
 
@@ -443,9 +525,13 @@ async def test_headers_describe_the_tightest_limit(backend, alice):
     await set_limits(api_key_id=alice.key_id, rpm=5)
     first = await admit(alice)
     assert first.headers() == {
-        "x-ratelimit-limit-requests": "5", "x-ratelimit-remaining-requests": "4", "x-ratelimit-reset-requests": "30s",
-        "x-ratelimit-limit-tokens": "10000", "x-ratelimit-remaining-tokens": "9700", "x-ratelimit-reset-tokens": "30s",
-    }  # fmt: skip
+        "x-ratelimit-limit-requests": "5",
+        "x-ratelimit-remaining-requests": "4",
+        "x-ratelimit-reset-requests": "30s",
+        "x-ratelimit-limit-tokens": "10000",
+        "x-ratelimit-remaining-tokens": "9700",
+        "x-ratelimit-reset-tokens": "30s",
+    }
     await Limits.objects.filter(user_id=alice.user_id).aupdate(daily_tokens=1000)
     limits.clear_cache()
     second = await admit(alice, now=NOW + 10)
@@ -462,16 +548,19 @@ async def test_only_parallel_or_budget_limits_give_no_rate_headers(backend, alic
 # --- prices ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("model", "usage", "expected"), [
-    ("gemini-2.5-flash", used(1_000_000, 0), "0.300000"),
-    ("gemini-2.5-flash", used(1_000_000, 1_000_000, cached=400_000), "2.710000"),  # 0.6×0.30 + 0.4×0.075 + 2.50
-    ("gemini-2.5-flash-lite", used(1000, 1000), "0.000500"),  # the longer prefix wins over -flash
-    ("gemini-2.5-flash-preview-09-2025", used(1000, 1000), "0.002800"),
-    ("models/gemini-2.5-pro", used(1000, 1000), "0.011250"),
-    ("gemini-3-pro-preview", used(10, 0, cached=10), "0.000002"),
-    ("gemini-embedding-001", used(1000, 0), "0.000150"),
-    ("gpt-4o", used(1000, 1000), "0.000000"),  # not priced
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("model", "usage", "expected"),
+    [
+        ("gemini-2.5-flash", used(1_000_000, 0), "0.300000"),
+        ("gemini-2.5-flash", used(1_000_000, 1_000_000, cached=400_000), "2.710000"),  # 0.6×0.30 + 0.4×0.075 + 2.50
+        ("gemini-2.5-flash-lite", used(1000, 1000), "0.000500"),  # the longer prefix wins over -flash
+        ("gemini-2.5-flash-preview-09-2025", used(1000, 1000), "0.002800"),
+        ("models/gemini-2.5-pro", used(1000, 1000), "0.011250"),
+        ("gemini-3-pro-preview", used(10, 0, cached=10), "0.000002"),
+        ("gemini-embedding-001", used(1000, 0), "0.000150"),
+        ("gpt-4o", used(1000, 1000), "0.000000"),  # not priced
+    ],
+)
 def test_builtin_prices(model, usage, expected):
     assert pricing.cost(model, usage) == Decimal(expected)
 

@@ -11,7 +11,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connections
 
-from proxy_app.ledger import reports as dashboard, rollup
+from proxy_app.ledger import reports as dashboard
+from proxy_app.ledger import rollup
 from proxy_app.models import UsageDaily, UsagePolicy, UsageRecord
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,10 +27,18 @@ def at(days_ago: int, hour: int = 12) -> datetime:
 
 def add(user, when: datetime, model: str = "gpt-4o", *, tokens: int = 10, status: int = 200, cost: str = "0.001"):
     return UsageRecord.objects.create(
-        created_at=when, request_id="r", user=user, dialect="openai", endpoint="chat.completions",
-        requested_model=model, prompt_tokens=tokens, completion_tokens=tokens * 2, total_tokens=tokens * 3,
-        status=status, cost_usd=Decimal(cost),
-    )  # fmt: skip
+        created_at=when,
+        request_id="r",
+        user=user,
+        dialect="openai",
+        endpoint="chat.completions",
+        requested_model=model,
+        prompt_tokens=tokens,
+        completion_tokens=tokens * 2,
+        total_tokens=tokens * 3,
+        status=status,
+        cost_usd=Decimal(cost),
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The gateway as operators run it: `python -m gateway_site.serve` in its own process(es), configured by environment only."""
+"""The gateway as operators run it: `python -m gateway_site.serve` in its own process(es), configured by
+environment only."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ def gateway_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 class Gateway:
@@ -37,9 +40,24 @@ class Gateway:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway_site.serve", "-b", "127.0.0.1", "-p", str(self.port),
-             "--server", server, "--workers", str(workers)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "gateway_site.serve",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "--server",
+                server,
+                "--workers",
+                str(workers),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         deadline = time.monotonic() + 30
         while True:
@@ -79,8 +97,11 @@ def test_starts_without_gemini_key_and_flushes_usage_on_shutdown(migrated, tmp_p
         assert httpx.get(f"{server.url}/admin/login/").status_code == 200
         httpx.get(f"{server.url}/v1beta/models?pageSize=5&key={key}")  # a Gemini-style key in the URL
         for _ in range(5):
-            resp = httpx.post(f"{server.url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
-                              json={"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]})
+            resp = httpx.post(
+                f"{server.url}/v1/chat/completions",
+                headers={"authorization": f"Bearer {key}"},
+                json={"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]},
+            )
             assert resp.status_code == 503
             assert "GEMINI_API_KEY" in resp.json()["error"]["message"]
     finally:

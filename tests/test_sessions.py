@@ -12,10 +12,10 @@ import pytest
 from django.core.management import call_command
 
 from accounts import authentication
-from proxy_app.ledger import counters, quota
 from proxy_app.core import routing
-from proxy_app.ledger.counters import MemoryCounters
 from proxy_app.dialects.sessions import codec
+from proxy_app.ledger import counters, quota
+from proxy_app.ledger.counters import MemoryCounters
 from proxy_app.models import ChatSession
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,7 +56,9 @@ def test_seed_flow_sends_history_upstream_and_records_usage(gw, fake_gemini, usa
     first = gw.post("/send_message", json={"chat_id": chat_id, "message": "What is the capital of California?"})
     assert first.status_code == 200, first.text
     assert first.json()["response"] == "Hello from fake Gemini: What is the capital of California?"
-    second = gw.post("/send_message", json={"chat_id": chat_id, "message": "What about New Jersey?", "user_id": "alice"})
+    second = gw.post(
+        "/send_message", json={"chat_id": chat_id, "message": "What about New Jersey?", "user_id": "alice"}
+    )
     body = second.json()
     assert body["response"] == "Hello from fake Gemini: What about New Jersey?"
     assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"] > 0
@@ -87,7 +89,9 @@ def test_user_id_must_match_the_keys_user(gw, user):
     assert start(gw, user_id=str(user.pk))  # the numeric id is accepted too
     resp = gw.post("/start_chat", json={"model_name": "gemini-2.5-flash", "user_id": "bob"})
     assert resp.status_code == 403
-    assert resp.json() == {"error": {"code": "user_mismatch", "message": "'user_id' does not match the owner of this API key."}}
+    assert resp.json() == {
+        "error": {"code": "user_mismatch", "message": "'user_id' does not match the owner of this API key."}
+    }
     chat_id = start(gw)
     assert gw.post("/send_message", json={"chat_id": chat_id, "message": "hi", "user_id": "mallory"}).status_code == 403
     assert gw.post("/end_chat", json={"chat_id": chat_id, "user_id": "mallory"}).status_code == 403
@@ -97,9 +101,14 @@ def test_unknown_ended_and_foreign_chats_are_404(gw, gateway_url, bob_key, fake_
     chat_id = start(gw)
     missing = gw.post("/send_message", json={"chat_id": "chat_nope", "message": "hi"})
     assert missing.status_code == 404
-    assert missing.json() == {"error": {"code": "chat_not_found", "message": "No active chat session 'chat_nope' for this user."}}
+    assert missing.json() == {
+        "error": {"code": "chat_not_found", "message": "No active chat session 'chat_nope' for this user."}
+    }
     bob = {"authorization": f"Bearer {bob_key}"}
-    assert httpx.post(f"{gateway_url}/send_message", headers=bob, json={"chat_id": chat_id, "message": "hi"}).status_code == 404
+    assert (
+        httpx.post(f"{gateway_url}/send_message", headers=bob, json={"chat_id": chat_id, "message": "hi"}).status_code
+        == 404
+    )
     assert httpx.post(f"{gateway_url}/end_chat", headers=bob, json={"chat_id": chat_id}).status_code == 404
     assert httpx.get(f"{gateway_url}/v1/sessions/{chat_id}", headers=bob).status_code == 404
     assert gw.post("/end_chat", json={"chat_id": chat_id}).status_code == 200
@@ -114,8 +123,18 @@ def test_unknown_ended_and_foreign_chats_are_404(gw, gateway_url, bob_key, fake_
         ("/start_chat", {}, 400, "invalid_request"),
         ("/start_chat", {"model_name": "nope-model"}, 404, "model_not_found"),
         ("/start_chat", {"model_name": "gemini-2.5-flash", "generation_config": {"top_q": 1}}, 400, "invalid_request"),
-        ("/start_chat", {"model_name": "gemini-2.5-flash", "generation_config": {"temperature": "hot"}}, 400, "invalid_request"),
-        ("/start_chat", {"model_name": "gemini-2.5-flash", "generation_config": {"candidate_count": 2}}, 400, "invalid_request"),
+        (
+            "/start_chat",
+            {"model_name": "gemini-2.5-flash", "generation_config": {"temperature": "hot"}},
+            400,
+            "invalid_request",
+        ),
+        (
+            "/start_chat",
+            {"model_name": "gemini-2.5-flash", "generation_config": {"candidate_count": 2}},
+            400,
+            "invalid_request",
+        ),
         ("/start_chat", [1, 2], 400, "invalid_request"),
         ("/send_message", {"chat_id": "x"}, 400, "invalid_request"),
         ("/end_chat", {"chat_id": 5}, 400, "invalid_request"),
@@ -137,13 +156,27 @@ def test_bad_json_wrong_method_and_no_key(gw, gateway_url):
 
 
 def test_generation_config_maps_to_upstream_fields(gw, fake_gemini):
-    config = {"temperature": 0, "topK": 5, "max_output_tokens": 64, "stop_sequences": ["END"], "seed": 7,
-              "presence_penalty": 0.5, "frequency_penalty": 0.25, "response_mime_type": "application/json"}
+    config = {
+        "temperature": 0,
+        "topK": 5,
+        "max_output_tokens": 64,
+        "stop_sequences": ["END"],
+        "seed": 7,
+        "presence_penalty": 0.5,
+        "frequency_penalty": 0.25,
+        "response_mime_type": "application/json",
+    }
     chat_id = start(gw, generation_config=config)
     assert gw.post("/send_message", json={"chat_id": chat_id, "message": "hi"}).status_code == 200
     assert generate_bodies(fake_gemini)[0]["generationConfig"] == {
-        "temperature": 0, "topK": 5, "maxOutputTokens": 64, "stopSequences": ["END"], "seed": 7,
-        "presencePenalty": 0.5, "frequencyPenalty": 0.25, "responseMimeType": "application/json",
+        "temperature": 0,
+        "topK": 5,
+        "maxOutputTokens": 64,
+        "stopSequences": ["END"],
+        "seed": 7,
+        "presencePenalty": 0.5,
+        "frequencyPenalty": 0.25,
+        "responseMimeType": "application/json",
     }
 
 
@@ -155,7 +188,10 @@ def test_history_cap_drops_oldest_and_keeps_the_system_instruction(gw, fake_gemi
     last = generate_bodies(fake_gemini)[-1]
     assert last["systemInstruction"] == {"parts": [{"text": "You are terse."}]}
     assert texts(last["contents"]) == [
-        ("user", "m2"), ("model", "Hello from fake Gemini: m2"), ("user", "m3"), ("model", "Hello from fake Gemini: m3"),
+        ("user", "m2"),
+        ("model", "Hello from fake Gemini: m2"),
+        ("user", "m3"),
+        ("model", "Hello from fake Gemini: m3"),
         ("user", "m4"),
     ]
     row = ChatSession.objects.get(public_id=chat_id)
@@ -170,15 +206,18 @@ def test_state_lives_only_in_the_database(gw, fake_gemini):
     authentication.clear_cache()
     routing.clear_cache()
     quota.clear_cache()
-    ChatSession.objects.filter(public_id=chat_id).update(history=[{"role": "user", "text": "edited in the DB"},
-                                                                  {"role": "model", "text": "ok"}])
+    ChatSession.objects.filter(public_id=chat_id).update(
+        history=[{"role": "user", "text": "edited in the DB"}, {"role": "model", "text": "ok"}]
+    )
     assert gw.post("/send_message", json={"chat_id": chat_id, "message": "what number?"}).status_code == 200
     assert texts(generate_bodies(fake_gemini)[-1]["contents"])[:2] == [("user", "edited in the DB"), ("model", "ok")]
 
 
 def test_one_message_at_a_time_per_session(gateway_url, api_key, fake_gemini, usage_rows):
     headers = {"authorization": f"Bearer {api_key}"}
-    chat_id = httpx.post(f"{gateway_url}/start_chat", headers=headers, json={"model_name": "gemini-2.5-flash"}).json()["chat_id"]
+    chat_id = httpx.post(f"{gateway_url}/start_chat", headers=headers, json={"model_name": "gemini-2.5-flash"}).json()[
+        "chat_id"
+    ]
     fake_gemini.script("slow", delay=1.0, text="slow answer")
 
     async def both():
@@ -227,8 +266,10 @@ def test_upstream_failure_keeps_the_session_usable(gw, fake_gemini, usage_rows):
 
 
 def test_rest_resource_create_list_get_message_delete(gw, fake_gemini, usage_rows):
-    created = gw.post("/v1/sessions", json={"model": "gemini-2.5-flash", "system_instruction": "Hi.",
-                                            "generation_config": {"temperature": 0.2}})
+    created = gw.post(
+        "/v1/sessions",
+        json={"model": "gemini-2.5-flash", "system_instruction": "Hi.", "generation_config": {"temperature": 0.2}},
+    )
     assert created.status_code == 201, created.text
     session = created.json()
     chat_id = session["id"]
@@ -239,7 +280,10 @@ def test_rest_resource_create_list_get_message_delete(gw, fake_gemini, usage_row
     assert reply.status_code == 200 and reply.json()["response"] == "Hello from fake Gemini: hello"
 
     got = gw.get(f"/v1/sessions/{chat_id}").json()
-    assert got["history"] == [{"role": "user", "text": "hello"}, {"role": "model", "text": "Hello from fake Gemini: hello"}]
+    assert got["history"] == [
+        {"role": "user", "text": "hello"},
+        {"role": "model", "text": "Hello from fake Gemini: hello"},
+    ]
     assert got["turns"] == 2
 
     listed = gw.get("/v1/sessions").json()
@@ -280,7 +324,9 @@ def test_rest_message_streams_sse_deltas_then_done(gw, fake_gemini, usage_rows):
     assert "".join(e["text"] for _, e in events if e["type"] == "delta") == "one two three four"
     assert events[-1][0] - events[0][0] > 0.3  # deltas arrived as they were produced
     done = events[-1][1]
-    assert done["chat_id"] == chat_id and done["text"] == "one two three four" and done["usage"]["completion_tokens"] > 0
+    assert (
+        done["chat_id"] == chat_id and done["text"] == "one two three four" and done["usage"]["completion_tokens"] > 0
+    )
     assert gw.get(f"/v1/sessions/{chat_id}").json()["history"][-1] == {"role": "model", "text": "one two three four"}
     (row,) = usage_rows()
     assert (row.dialect, row.endpoint, row.streamed, row.status) == ("sessions", "sessions.message", True, 200)
@@ -328,7 +374,12 @@ def test_rest_stream_client_disconnect_records_usage_and_keeps_partial(gw, fake_
 
 
 def test_openai_routes_still_answer_beside_sessions(gw):
-    assert gw.post("/v1/chat/completions", json={"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}]}).status_code == 200
+    assert (
+        gw.post(
+            "/v1/chat/completions", json={"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}]}
+        ).status_code
+        == 200
+    )
     assert gw.get("/v1/nothing-here").json()["error"]["code"] == "not_found"
 
 
@@ -343,7 +394,8 @@ def test_trim_history_starts_on_a_user_entry():
 
 
 @pytest.mark.parametrize(
-    "claimed, ok", [(None, True), ("alice", True), ("7", True), ("bob", False), ("07", False)],
+    "claimed, ok",
+    [(None, True), ("alice", True), ("7", True), ("bob", False), ("07", False)],
 )
 def test_user_matches(claimed, ok):
     assert codec.user_matches(claimed, "alice", 7) is ok
@@ -352,7 +404,9 @@ def test_user_matches(claimed, ok):
 def test_partial_answers_without_text_are_not_kept():
     assert codec.new_entries("hi", "", partial=True) == []
     assert codec.new_entries("hi", "half", partial=True) == [
-        {"role": "user", "text": "hi"}, {"role": "model", "text": "half", "partial": True}]
+        {"role": "user", "text": "hi"},
+        {"role": "model", "text": "half", "partial": True},
+    ]
 
 
 # ------------------------------------------------------------------------------ admin

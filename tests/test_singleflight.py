@@ -67,4 +67,3 @@ def test_a_failed_load_fails_its_round_and_the_next_call_retries():
     failed, later = asyncio.run(scenario())
     assert all(isinstance(err, RuntimeError) for err in failed) and len(failed) == 5
     assert later == "back" and len(attempts) == 2
-

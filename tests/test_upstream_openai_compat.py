@@ -22,19 +22,19 @@ from proxy_app.core.errors import (
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
-)  # fmt: skip
+)
 from proxy_app.upstreams import http as upstream_http
 from proxy_app.upstreams.base import UpstreamConfig
 from proxy_app.upstreams.openai_compat.client import OpenAICompatClient
 from tests.fakes.openai_compat import FakeOpenAI
 from tests.openai_compat_helpers import BASE, KEY, chat_request, client, fake, user
 
-
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 8).decode()
 WEATHER = hub.Tool(
-    "get_weather", "Weather for a city",
+    "get_weather",
+    "Weather for a city",
     {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-)  # fmt: skip
+)
 
 
 async def collect(events) -> list[hub.StreamEvent]:
@@ -80,17 +80,32 @@ async def test_no_authorization_header_without_a_key():
 async def test_full_conversation_reaches_the_upstream_in_openai_shape(client, fake):
     call = hub.ToolCall("call_1", "get_weather", {"city": "Paris"})
     req = chat_request(
-        tools=[WEATHER], tool_choice=hub.ToolChoice("auto"), temperature=0.5, top_p=0.9, top_k=20, n=2,
-        stop=["END"], seed=7, presence_penalty=0.1, frequency_penalty=0.2, max_tokens=100,
-        logprobs=True, top_logprobs=2, reasoning_effort="low",
+        tools=[WEATHER],
+        tool_choice=hub.ToolChoice("auto"),
+        temperature=0.5,
+        top_p=0.9,
+        top_k=20,
+        n=2,
+        stop=["END"],
+        seed=7,
+        presence_penalty=0.1,
+        frequency_penalty=0.2,
+        max_tokens=100,
+        logprobs=True,
+        top_logprobs=2,
+        reasoning_effort="low",
     )
     req.messages = [
         hub.Message("system", [hub.Part("text", text="Be brief.")]),
-        hub.Message("user", [
-            hub.Part("text", text="Look:"), hub.Part("media", mime_type="image/png", data=PNG),
-            hub.Part("media", mime_type="audio/wav", data="UklGRg=="),
-            hub.Part("media", mime_type="application/pdf", data="JVBERi0="),
-        ]),
+        hub.Message(
+            "user",
+            [
+                hub.Part("text", text="Look:"),
+                hub.Part("media", mime_type="image/png", data=PNG),
+                hub.Part("media", mime_type="audio/wav", data="UklGRg=="),
+                hub.Part("media", mime_type="application/pdf", data="JVBERi0="),
+            ],
+        ),
         hub.Message("assistant", [], tool_calls=[call]),
         hub.Message("tool", [hub.Part("text", text='{"temp": 21}')], tool_call_id="call_1", name="get_weather"),
     ]
@@ -99,21 +114,43 @@ async def test_full_conversation_reaches_the_upstream_in_openai_shape(client, fa
     body = fake.last_request["json"]
     assert body["messages"] == [
         {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": [
-            {"type": "text", "text": "Look:"},
-            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
-            {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
-            {"type": "file", "file": {"filename": "file.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}},
-        ]},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
-        ]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Look:"},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+                {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+                {"type": "file", "file": {"filename": "file.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                },
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": '{"temp": 21}'},
     ]
-    assert body["tools"] == [{"type": "function", "function": {
-        "name": "get_weather", "description": "Weather for a city", "parameters": WEATHER.parameters}}]
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {"name": "get_weather", "description": "Weather for a city", "parameters": WEATHER.parameters},
+        }
+    ]
     assert {k: body[k] for k in ("tool_choice", "temperature", "top_p", "top_k", "n", "stop", "seed")} == {
-        "tool_choice": "auto", "temperature": 0.5, "top_p": 0.9, "top_k": 20, "n": 2, "stop": ["END"], "seed": 7}
+        "tool_choice": "auto",
+        "temperature": 0.5,
+        "top_p": 0.9,
+        "top_k": 20,
+        "n": 2,
+        "stop": ["END"],
+        "seed": 7,
+    }
     assert (body["presence_penalty"], body["frequency_penalty"], body["max_tokens"]) == (0.1, 0.2, 100)
     assert (body["logprobs"], body["top_logprobs"], body["reasoning_effort"]) == (True, 2, "low")
     assert "stream" not in body
@@ -138,7 +175,9 @@ async def test_chat_response_format_json_schema(client, fake):
     resp = await client.chat(chat_request(response_format=hub.ResponseFormat("json_schema", schema, "numbers")))
 
     assert fake.last_request["json"]["response_format"] == {
-        "type": "json_schema", "json_schema": {"name": "numbers", "schema": schema}}
+        "type": "json_schema",
+        "json_schema": {"name": "numbers", "schema": schema},
+    }
     assert json.loads(resp.choices[0].text) == {"n": 1}
 
 
@@ -198,8 +237,11 @@ async def test_stream_reasoning_deltas(client, fake):
 
 
 async def test_stream_accumulates_tool_call_fragments(client, fake):
-    fake.script("tool_calls", calls=[("get_weather", {"city": "Paris", "days": 3}, "call_a"),
-                                     ("get_weather", {"city": "Rome"}, "call_b")], fragments=4)
+    fake.script(
+        "tool_calls",
+        calls=[("get_weather", {"city": "Paris", "days": 3}, "call_a"), ("get_weather", {"city": "Rome"}, "call_b")],
+        fragments=4,
+    )
     events = await collect(client.stream_chat(chat_request(stream=True, tools=[WEATHER])))
 
     with_calls = [d for e in events for d in e.deltas if d.tool_calls]
@@ -207,7 +249,9 @@ async def test_stream_accumulates_tool_call_fragments(client, fake):
     delta = with_calls[0]
     assert delta.finish_reason == "tool_calls"
     assert [(c.id, c.name, c.arguments) for c in delta.tool_calls] == [
-        ("call_a", "get_weather", {"city": "Paris", "days": 3}), ("call_b", "get_weather", {"city": "Rome"})]
+        ("call_a", "get_weather", {"city": "Paris", "days": 3}),
+        ("call_b", "get_weather", {"city": "Rome"}),
+    ]
 
 
 async def test_stream_finish_on_the_last_content_chunk(client, fake):
@@ -233,7 +277,8 @@ async def test_stream_invalid_tool_arguments_finish_with_error(client, fake):
 
     failed = [d for e in events for d in e.deltas if d.finish_reason]
     assert [(d.finish_reason, d.finish_message) for d in failed] == [
-        ("error", "upstream returned invalid tool call arguments")]
+        ("error", "upstream returned invalid tool call arguments")
+    ]
 
 
 async def test_stream_broken_midway_is_an_upstream_error(client, fake):
@@ -283,22 +328,38 @@ async def test_stream_that_is_not_an_event_stream_is_an_error(client, fake):
 # --------------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize(("script", "error_class", "status", "message"), [
-    ({"status": 400, "message": "Invalid 'messages[0]'.", "param": "messages"}, InvalidRequest, 400,
-     "Invalid 'messages[0]'."),
-    ({"status": 422, "message": "Field required"}, InvalidRequest, 400, "Field required"),
-    ({"status": 401}, UpstreamError, 502, "upstream authentication failed"),
-    ({"status": 403}, UpstreamError, 502, "upstream authentication failed"),
-    ({"status": 404}, NotFound, 404, "The model `gpt-5` does not exist or you do not have access to it."),
-    ({"status": 413, "message": "Request too large"}, PayloadTooLarge, 413, "Request too large"),
-    ({"status": 429, "retry_after": "7"}, RateLimited, 429, None),
-    ({"status": 429, "type": "insufficient_quota", "code": "insufficient_quota", "message": "You exceeded your current quota"},
-     UpstreamError, 502, "upstream quota exhausted: You exceeded your current quota"),
-    ({"status": 500}, UpstreamError, 502, None),
-    ({"status": 502, "message": "Bad gateway"}, UpstreamError, 502, "Bad gateway"),
-    ({"status": 503}, UpstreamUnavailable, 503, "The engine is currently overloaded, please try again later."),
-    ({"status": 504, "message": "Timed out"}, UpstreamTimeout, 504, "Timed out"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("script", "error_class", "status", "message"),
+    [
+        (
+            {"status": 400, "message": "Invalid 'messages[0]'.", "param": "messages"},
+            InvalidRequest,
+            400,
+            "Invalid 'messages[0]'.",
+        ),
+        ({"status": 422, "message": "Field required"}, InvalidRequest, 400, "Field required"),
+        ({"status": 401}, UpstreamError, 502, "upstream authentication failed"),
+        ({"status": 403}, UpstreamError, 502, "upstream authentication failed"),
+        ({"status": 404}, NotFound, 404, "The model `gpt-5` does not exist or you do not have access to it."),
+        ({"status": 413, "message": "Request too large"}, PayloadTooLarge, 413, "Request too large"),
+        ({"status": 429, "retry_after": "7"}, RateLimited, 429, None),
+        (
+            {
+                "status": 429,
+                "type": "insufficient_quota",
+                "code": "insufficient_quota",
+                "message": "You exceeded your current quota",
+            },
+            UpstreamError,
+            502,
+            "upstream quota exhausted: You exceeded your current quota",
+        ),
+        ({"status": 500}, UpstreamError, 502, None),
+        ({"status": 502, "message": "Bad gateway"}, UpstreamError, 502, "Bad gateway"),
+        ({"status": 503}, UpstreamUnavailable, 503, "The engine is currently overloaded, please try again later."),
+        ({"status": 504, "message": "Timed out"}, UpstreamTimeout, 504, "Timed out"),
+    ],
+)
 async def test_upstream_errors_map_by_status(client, fake, script, error_class, status, message):
     fake.script("error", **script)
     with pytest.raises(error_class) as info:
@@ -327,12 +388,15 @@ async def test_unknown_upstream_model_is_404(client, fake):
     assert info.value.message == "The model `gpt-9` does not exist or you do not have access to it."
 
 
-@pytest.mark.parametrize(("status", "body", "content_type", "error_class"), [
-    (502, b"<html>bad gateway</html>", "text/html", UpstreamError),
-    (400, b"bad request", "text/plain", InvalidRequest),
-    (404, b"404 page not found", "text/plain", UpstreamError),  # wrong base URL, not a missing model
-    (200, b"<html>oops</html>", "text/html", UpstreamError),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "error_class"),
+    [
+        (502, b"<html>bad gateway</html>", "text/html", UpstreamError),
+        (400, b"bad request", "text/plain", InvalidRequest),
+        (404, b"404 page not found", "text/plain", UpstreamError),  # wrong base URL, not a missing model
+        (200, b"<html>oops</html>", "text/html", UpstreamError),
+    ],
+)
 async def test_non_json_replies(client, fake, status, body, content_type, error_class):
     fake.script("raw", status=status, body=body, content_type=content_type)
     with pytest.raises(error_class) as info:
@@ -353,11 +417,14 @@ async def test_error_object_in_a_200_body_is_raised(client, fake):
         await client.chat(chat_request())
 
 
-@pytest.mark.parametrize(("exc", "error_class"), [
-    (httpx.ConnectError("refused"), UpstreamUnavailable),
-    (httpx.ReadTimeout("slow"), UpstreamTimeout),
-    (httpx.RemoteProtocolError("gone"), UpstreamError),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("exc", "error_class"),
+    [
+        (httpx.ConnectError("refused"), UpstreamUnavailable),
+        (httpx.ReadTimeout("slow"), UpstreamTimeout),
+        (httpx.RemoteProtocolError("gone"), UpstreamError),
+    ],
+)
 async def test_transport_failures(exc, error_class):
     def fail(request):
         raise exc

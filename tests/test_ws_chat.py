@@ -89,11 +89,18 @@ async def test_header_auth_start_and_streamed_answer(api_key, fake_gemini, usage
     assert [e["text"] for e in events[:3]] == ["Sac", "ra", "mento."]
     assert done["chat_id"] == chat_id and done["text"] == "Sacramento." and done["usage"]["completion_tokens"] > 0
     sent = fake_gemini.requests_to("streamGenerateContent")[-1]["json"]
-    assert sent["systemInstruction"] == {"parts": [{"text": "Be brief."}]} and sent["generationConfig"] == {"temperature": 0.5}
+    assert sent["systemInstruction"] == {"parts": [{"text": "Be brief."}]} and sent["generationConfig"] == {
+        "temperature": 0.5
+    }
     await comm.disconnect()
     (row,) = await rows_after_flush(usage_rows)
     assert (row.dialect, row.endpoint, row.status, row.streamed, row.client_disconnected) == (
-        "sessions", "ws.message", 200, True, False)
+        "sessions",
+        "ws.message",
+        200,
+        True,
+        False,
+    )
 
 
 async def test_first_message_auth_and_resume_sends_history(api_key, fake_gemini):
@@ -110,12 +117,18 @@ async def test_first_message_auth_and_resume_sends_history(api_key, fake_gemini)
     await until(again, "ready")
     await again.send_json_to({"type": "resume", "chat_id": chat_id})
     _, resumed = await until(again, "resumed")
-    assert resumed["history"] == [{"role": "user", "text": "first"}, {"role": "model", "text": "Hello from fake Gemini: first"}]
+    assert resumed["history"] == [
+        {"role": "user", "text": "first"},
+        {"role": "model", "text": "Hello from fake Gemini: first"},
+    ]
     await again.send_json_to({"type": "message", "text": "second"})
     _, done = await until(again, "done")
     assert done["text"] == "Hello from fake Gemini: second"
     assert contents_text(fake_gemini.requests_to("streamGenerateContent")[-1]["json"]) == [
-        ("user", "first"), ("model", "Hello from fake Gemini: first"), ("user", "second")]
+        ("user", "first"),
+        ("model", "Hello from fake Gemini: first"),
+        ("user", "second"),
+    ]
     await again.send_json_to({"type": "end"})
     assert (await until(again, "ended"))[1] == {"type": "ended", "chat_id": chat_id}
     await again.send_json_to({"type": "resume", "chat_id": chat_id})
@@ -210,10 +223,18 @@ async def test_cancel_mid_answer_ends_upstream_records_usage_and_keeps_partial(a
     assert fake_gemini.requests_to("streamGenerateContent")[-1]["completed"] is False  # upstream call ended
 
     (row,) = await rows_after_flush(usage_rows)
-    assert (row.status, row.client_disconnected, row.error_code, row.streamed) == (499, True, "client_disconnected", True)
+    assert (row.status, row.client_disconnected, row.error_code, row.streamed) == (
+        499,
+        True,
+        "client_disconnected",
+        True,
+    )
     assert row.completion_tokens > 0 and row.prompt_tokens > 0
     saved = await sync_to_async(ChatSession.objects.get)(public_id=chat_id)
-    assert saved.history == [{"role": "user", "text": "a long one"}, {"role": "model", "text": streamed, "partial": True}]
+    assert saved.history == [
+        {"role": "user", "text": "a long one"},
+        {"role": "model", "text": streamed, "partial": True},
+    ]
     assert saved.lock_token == ""
 
     await comm.send_json_to({"type": "message", "text": "next"})  # the session goes on, partial answer in context
@@ -300,7 +321,10 @@ class FakeGeminiServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.fakes.gemini", "--port", str(self.port), "--chunk-delay", str(chunk_delay)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         deadline = time.monotonic() + 30
         while True:
@@ -316,8 +340,11 @@ class FakeGeminiServer:
         httpx.post(f"{self.url}/_fake/script", json={"kind": kind, **kw}).raise_for_status()
 
     def generate_requests(self) -> list[dict]:
-        return [r for r in httpx.get(f"{self.url}/_fake/requests").json() if r["action"] == "streamGenerateContent"
-                or r["action"] == "generateContent"]
+        return [
+            r
+            for r in httpx.get(f"{self.url}/_fake/requests").json()
+            if r["action"] == "streamGenerateContent" or r["action"] == "generateContent"
+        ]
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -328,8 +355,9 @@ class FakeGeminiServer:
 def served(tmp_path):
     """A migrated SQLite gateway environment pointed at a served fake Gemini, and a member key."""
     fake = FakeGeminiServer()
-    env = gateway_env(tmp_path, GEMINI_API_KEY="test-upstream-key", GEMINI_BASE_URL=fake.url,
-                      GATEWAY_USAGE_FLUSH_SECONDS="0.1")
+    env = gateway_env(
+        tmp_path, GEMINI_API_KEY="test-upstream-key", GEMINI_BASE_URL=fake.url, GATEWAY_USAGE_FLUSH_SECONDS="0.1"
+    )
     assert manage(env, "migrate", "--noinput").returncode == 0
     key = manage(env, "issue_token", "dora", "--create-user").stdout.strip().splitlines()[-1]
     yield env, key, fake, tmp_path / "gw.sqlite3"
@@ -389,7 +417,14 @@ def test_real_client_against_daphne_stream_cancel_drop_restart_and_two_processes
 
     def wait_rows(count: int) -> list[tuple]:
         deadline = time.monotonic() + 15
-        while len(rows := db_rows(db, "SELECT status, client_disconnected, endpoint FROM proxy_app_usagerecord ORDER BY id")) < count:
+        while (
+            len(
+                rows := db_rows(
+                    db, "SELECT status, client_disconnected, endpoint FROM proxy_app_usagerecord ORDER BY id"
+                )
+            )
+            < count
+        ):
             assert time.monotonic() < deadline, rows
             time.sleep(0.1)
         return rows
@@ -405,7 +440,9 @@ def test_real_client_against_daphne_stream_cancel_drop_restart_and_two_processes
             assert time.monotonic() < deadline
             time.sleep(0.1)
         # The second process's answer used the history the first process stored.
-        reply = httpx.post(f"{second.url}/send_message", headers=auth, json={"chat_id": chat_id, "message": "more", "user_id": "dora"})
+        reply = httpx.post(
+            f"{second.url}/send_message", headers=auth, json={"chat_id": chat_id, "message": "more", "user_id": "dora"}
+        )
         assert reply.status_code == 200, reply.text
     finally:
         first.stop()
@@ -414,14 +451,22 @@ def test_real_client_against_daphne_stream_cancel_drop_restart_and_two_processes
 
     restarted = Gateway(env)  # a restart: nothing but the database carries the session
     try:
-        reply = httpx.post(f"{restarted.url}/send_message", headers=auth, json={"chat_id": chat_id, "message": "after restart"})
+        reply = httpx.post(
+            f"{restarted.url}/send_message", headers=auth, json={"chat_id": chat_id, "message": "after restart"}
+        )
         assert reply.status_code == 200 and reply.json()["response"] == "Hello from fake Gemini: after restart"
     finally:
         restarted.stop()
     contents = fake.generate_requests()[-1]["json"]["contents"]
     said = [(c["role"], "".join(p["text"] for p in c["parts"])) for c in contents]
     assert said[0] == ("user", "one two three four five")
-    assert [text for role, text in said if role == "user"] == ["one two three four five", "long", "dropped", "more", "after restart"]
+    assert [text for role, text in said if role == "user"] == [
+        "one two three four five",
+        "long",
+        "dropped",
+        "more",
+        "after restart",
+    ]
     assert all(text.startswith(("c0", "d0")) for role, text in said[3:6:2])  # partial answers kept
     assert wait_rows(5)[-2:] == [(200, 0, "send_message"), (200, 0, "send_message")]
 

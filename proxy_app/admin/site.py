@@ -21,7 +21,6 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from proxy_app.ledger import reports as dashboard
 from proxy_app.admin.filters import (
     CappedPaginator,
     DateRangeFilter,
@@ -32,8 +31,8 @@ from proxy_app.admin.filters import (
     StatusFilter,
     UserFilter,
 )
+from proxy_app.ledger import reports as dashboard
 from proxy_app.models import LogSettings, ModelMapping, ModelPrice, Upstream, UsageDaily, UsagePolicy, UsageRecord
-
 
 admin.site.site_header = "LLM gateway"
 admin.site.site_title = "LLM gateway admin"
@@ -94,15 +93,29 @@ class ModelPriceAdmin(admin.ModelAdmin):
 # --- the usage ledger ---------------------------------------------------------------------------
 
 CSV_COLUMNS = [
-    ("created_at", "created_at"), ("request_id", "request_id"), ("user", "user__username"),
-    ("key_prefix", "key_prefix"), ("dialect", "dialect"), ("endpoint", "endpoint"),
-    ("requested_model", "requested_model"), ("upstream", "upstream_name"), ("upstream_model", "upstream_model"),
-    ("status", "status"), ("error_code", "error_code"), ("prompt_tokens", "prompt_tokens"),
-    ("completion_tokens", "completion_tokens"), ("reasoning_tokens", "reasoning_tokens"),
-    ("cached_tokens", "cached_tokens"), ("total_tokens", "total_tokens"), ("token_source", "token_source"),
-    ("cost_usd", "cost_usd"), ("streamed", "streamed"), ("client_disconnected", "client_disconnected"),
-    ("latency_ms", "latency_ms"), ("ttft_ms", "ttft_ms"),
-]  # fmt: skip
+    ("created_at", "created_at"),
+    ("request_id", "request_id"),
+    ("user", "user__username"),
+    ("key_prefix", "key_prefix"),
+    ("dialect", "dialect"),
+    ("endpoint", "endpoint"),
+    ("requested_model", "requested_model"),
+    ("upstream", "upstream_name"),
+    ("upstream_model", "upstream_model"),
+    ("status", "status"),
+    ("error_code", "error_code"),
+    ("prompt_tokens", "prompt_tokens"),
+    ("completion_tokens", "completion_tokens"),
+    ("reasoning_tokens", "reasoning_tokens"),
+    ("cached_tokens", "cached_tokens"),
+    ("total_tokens", "total_tokens"),
+    ("token_source", "token_source"),
+    ("cost_usd", "cost_usd"),
+    ("streamed", "streamed"),
+    ("client_disconnected", "client_disconnected"),
+    ("latency_ms", "latency_ms"),
+    ("ttft_ms", "ttft_ms"),
+]
 CSV_BATCH = 2000
 TOTALS_MAX_DAYS = timedelta(days=31)  # totals of a larger selection than CAP rows: at most this range
 
@@ -111,11 +124,28 @@ TOTALS_MAX_DAYS = timedelta(days=31)  # totals of a larger selection than CAP ro
 class UsageRecordAdmin(ReadOnlyAdmin):
     # The rest (endpoint, upstream model, token source, disconnects, TTFT...) is on each row's page.
     list_display = [
-        "created_at", "user", "key_prefix", "dialect", "requested_model", "status", "prompt_tokens",
-        "completion_tokens", "total_tokens", "cost_usd", "latency_ms",
-    ]  # fmt: skip
-    list_filter = [DateRangeFilter, UserFilter, KeyFilter, ModelFilter, StatusFilter, DialectFilter, "streamed",
-                   "token_source"]  # fmt: skip
+        "created_at",
+        "user",
+        "key_prefix",
+        "dialect",
+        "requested_model",
+        "status",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cost_usd",
+        "latency_ms",
+    ]
+    list_filter = [
+        DateRangeFilter,
+        UserFilter,
+        KeyFilter,
+        ModelFilter,
+        StatusFilter,
+        DialectFilter,
+        "streamed",
+        "token_source",
+    ]
     search_fields = ["=request_id", "=key_prefix", "=user__username"]
     search_help_text = "Exact request id, key prefix or username."
     list_select_related = ["user"]
@@ -144,7 +174,9 @@ class UsageRecordAdmin(ReadOnlyAdmin):
             params = request.GET.copy()
             for name in ("p", "all", "e"):
                 params.pop(name, None)
-            response.context_data["export_url"] = f"{reverse('admin:proxy_app_usagerecord_export')}?{params.urlencode()}"
+            response.context_data["export_url"] = (
+                f"{reverse('admin:proxy_app_usagerecord_export')}?{params.urlencode()}"
+            )
         return response
 
     def _totals(self, request, changelist) -> dict:
@@ -233,8 +265,18 @@ class DailyModelFilter(ModelFilter):
 class UsageDailyAdmin(ReadOnlyAdmin):
     """Read-only: written by `manage.py rollup_usage`."""
 
-    list_display = ["day", "user", "model", "requests", "errors", "prompt_tokens", "completion_tokens",
-                    "total_tokens", "cost_usd", "rolled_at"]  # fmt: skip
+    list_display = [
+        "day",
+        "user",
+        "model",
+        "requests",
+        "errors",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cost_usd",
+        "rolled_at",
+    ]
     list_filter = [DayRangeFilter, UserFilter, DailyModelFilter]
     list_select_related = ["user"]
     sortable_by = ["day"]

@@ -44,9 +44,9 @@ from django.urls import path
 
 from accounts.authentication import AuthFailure, KeyIdentity, authenticate_secret, bearer_secret
 from proxy_app.chat import sessions
-from proxy_app.ledger import usage
-from proxy_app.dialects.sessions import codec
 from proxy_app.core.errors import GatewayError, InvalidRequest, Unauthorized
+from proxy_app.dialects.sessions import codec
+from proxy_app.ledger import usage
 from proxy_app.ledger.usage import CallContext
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if self.identity is None:
             if kind == "auth" and isinstance(content.get("key"), str):
                 return await self._authenticate_key(content["key"], "message")
-            return await self._refuse(Unauthorized("Authenticate first: send {\"type\": \"auth\", \"key\": \"...\"}."))
+            return await self._refuse(Unauthorized('Authenticate first: send {"type": "auth", "key": "..."}.'))
         if kind != "cancel" and not await self._still_authorized():
             return
         handler = self.HANDLERS.get(kind)
@@ -142,8 +142,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             raise InvalidRequest("'chat_id' is required.", param="chat_id")
         state = await sessions.get(chat_id, self.identity.user_id)
         self.chat_id = state.chat_id
-        await self.send_json({"type": "resumed", "chat_id": state.chat_id, "model": state.model,
-                              "system_instruction": state.system_instruction, "history": state.history})
+        await self.send_json(
+            {
+                "type": "resumed",
+                "chat_id": state.chat_id,
+                "model": state.model,
+                "system_instruction": state.system_instruction,
+                "history": state.history,
+            }
+        )
 
     async def on_message(self, content: dict, ctx: CallContext) -> None:
         text = content.get("text")
@@ -208,8 +215,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     def _idle(self) -> None:
         if self.task is not None and not self.task.done():
-            raise InvalidRequest("An answer is still running; wait for 'done' or send 'cancel'.",
-                                 code="chat_busy", status=409)
+            raise InvalidRequest(
+                "An answer is still running; wait for 'done' or send 'cancel'.", code="chat_busy", status=409
+            )
 
     async def _authenticate_key(self, secret: str, how: str) -> None:
         try:

@@ -14,13 +14,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
 
-from proxy_app.core import hub, pipeline
 from proxy_app.chat import sessions
+from proxy_app.core import hub, pipeline
 from proxy_app.core.errors import GatewayError
 
 
 def chat_models(models: list[hub.ModelInfo]) -> list[str]:
     """Models that can chat: not embedding models (aliases without known methods are kept)."""
+
     def chats(m: hub.ModelInfo) -> bool:
         return "embed" not in m.id.lower() and (not m.methods or "generateContent" in m.methods)
 

@@ -36,12 +36,12 @@ from accounts.authentication import KeyIdentity
 from accounts.models import ApiKey
 from accounts.services import KeyServiceError, issue_key
 from proxy_app.core import hub, pipeline
-from proxy_app.ledger import usage
+from proxy_app.core.errors import InvalidRequest, NotFound, Unauthorized
 from proxy_app.dialects.sessions import codec
 from proxy_app.dialects.sessions.codec import ChatState, NewChat
-from proxy_app.core.errors import InvalidRequest, NotFound, Unauthorized
-from proxy_app.models import ChatSession
+from proxy_app.ledger import usage
 from proxy_app.ledger.usage import CallContext
+from proxy_app.models import ChatSession
 
 log = logging.getLogger(__name__)
 WEB_KEY_NAME = "web-chat"  # the key the chat page's usage is recorded under (secret never shown)
@@ -53,9 +53,14 @@ def not_found(chat_id: str) -> NotFound:
 
 def _state(row: ChatSession) -> ChatState:
     return ChatState(
-        chat_id=row.public_id, model=row.model, system_instruction=row.system_instruction,
-        generation_config=dict(row.generation_config or {}), history=list(row.history or []),
-        created_at=row.created_at, updated_at=row.updated_at, ended_at=row.ended_at,
+        chat_id=row.public_id,
+        model=row.model,
+        system_instruction=row.system_instruction,
+        generation_config=dict(row.generation_config or {}),
+        history=list(row.history or []),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        ended_at=row.ended_at,
         turns_dropped=row.turns_dropped,
     )
 
@@ -76,8 +81,11 @@ async def create(identity: KeyIdentity, new: NewChat, ctx: CallContext) -> ChatS
 
 def _create(identity: KeyIdentity, new: NewChat) -> ChatState:
     row = ChatSession.objects.create(
-        user_id=identity.user_id, api_key_id=identity.key_id, model=new.model,
-        generation_config=new.generation_config, system_instruction=new.system_instruction,
+        user_id=identity.user_id,
+        api_key_id=identity.key_id,
+        model=new.model,
+        generation_config=new.generation_config,
+        system_instruction=new.system_instruction,
     )
     return _state(row)
 
@@ -130,7 +138,8 @@ def _take_lease(chat_id: str, user_id: int) -> tuple[ChatState, str]:
     if _mine(chat_id, user_id).exists():
         raise InvalidRequest(
             "This chat session is still answering its previous message; wait for it (or cancel it) first.",
-            code="chat_busy", status=409,
+            code="chat_busy",
+            status=409,
         )
     raise not_found(chat_id)
 
@@ -143,7 +152,10 @@ def _commit(chat_id: str, token: str, entries: list[dict]) -> None:
     if row is not None:
         history, dropped = codec.trim_history([*row.history, *entries], settings.SESSION_MAX_TURNS)
         done = ChatSession.objects.filter(pk=row.pk, lock_token=token).update(
-            history=history, turns_dropped=F("turns_dropped") + dropped, locked_until=None, lock_token="",
+            history=history,
+            turns_dropped=F("turns_dropped") + dropped,
+            locked_until=None,
+            lock_token="",
             updated_at=timezone.now(),
         )
     if not done and entries:  # the lease expired and another message took the session over
@@ -242,8 +254,12 @@ def web_identity(user) -> KeyIdentity:
         except KeyServiceError:  # issued meanwhile by a concurrent request
             key = ApiKey.objects.get(user=user, name=WEB_KEY_NAME)
     identity = KeyIdentity(
-        key_id=key.pk, user_id=user.pk, username=user.get_username(), prefix=key.prefix,
-        allowed_models=tuple(key.allowed_models or ()), expires_at=key.expires_at,
+        key_id=key.pk,
+        user_id=user.pk,
+        username=user.get_username(),
+        prefix=key.prefix,
+        allowed_models=tuple(key.allowed_models or ()),
+        expires_at=key.expires_at,
         revoked=key.revoked_at is not None or not user.is_active,
     )
     if not identity.is_usable(timezone.now()):

@@ -78,8 +78,11 @@ class ProxyEdge(ASGIHandler):
                 response.render()
         except Exception:  # views answer their own errors; this is a bug of ours
             log.exception("unhandled error serving %s", request.path)
-            response = HttpResponse(b'{"error": {"message": "The gateway failed to process this request."}}',
-                                    status=500, content_type="application/json")
+            response = HttpResponse(
+                b'{"error": {"message": "The gateway failed to process this request."}}',
+                status=500,
+                content_type="application/json",
+            )
         try:
             await self.send_response(response, send)
         except OSError:  # the socket went away mid-send (servers differ on how they say so)

@@ -47,7 +47,9 @@ async def fetch_image(url: str) -> tuple[str, bytes]:
     except TimeoutError:
         raise InvalidRequest(f"fetching the image at {_safe(url)} took too long", param="messages") from None
     except httpx.HTTPError as exc:
-        raise InvalidRequest(f"could not fetch the image at {_safe(url)}: {type(exc).__name__}", param="messages") from None
+        raise InvalidRequest(
+            f"could not fetch the image at {_safe(url)}: {type(exc).__name__}", param="messages"
+        ) from None
 
 
 async def _download(url: str) -> tuple[str, bytes]:
@@ -56,7 +58,9 @@ async def _download(url: str) -> tuple[str, bytes]:
             raise InvalidRequest(f"the image at {_safe(url)} answered HTTP {response.status_code}", param="messages")
         mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if mime not in IMAGE_TYPES:
-            raise InvalidRequest(f"the URL {_safe(url)} is not an image (content-type {mime or 'missing'})", param="messages")
+            raise InvalidRequest(
+                f"the URL {_safe(url)} is not an image (content-type {mime or 'missing'})", param="messages"
+            )
         chunks, size = [], 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)

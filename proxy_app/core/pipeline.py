@@ -20,20 +20,24 @@ from typing import Any
 
 from django.conf import settings
 
-from gateway_site.singleflight import SingleFlight
 from accounts.authentication import KeyIdentity
+from gateway_site.singleflight import SingleFlight
 from proxy_app.core import hub, media, routing, signatures
-from proxy_app.ledger import quota, usage
 from proxy_app.core.errors import GatewayError, UpstreamError
-from proxy_app.upstreams import UpstreamClient, client_for
+from proxy_app.ledger import quota, usage
 from proxy_app.ledger.usage import CallContext
+from proxy_app.upstreams import UpstreamClient, client_for
 
 log = logging.getLogger(__name__)
 MALFORMED_CALL = "The model produced a malformed function call and could not finish its answer."
 
 
 async def open_route(
-    model: str, identity: KeyIdentity, ctx: CallContext, *, prompt_estimate: int | None = None,
+    model: str,
+    identity: KeyIdentity,
+    ctx: CallContext,
+    *,
+    prompt_estimate: int | None = None,
     max_tokens: int | None = None,
 ) -> tuple[routing.Route, UpstreamClient]:
     """Resolve the model (404/403 first), then, for a call that will reach the upstream
@@ -43,7 +47,10 @@ async def open_route(
     ctx.upstream_name, ctx.upstream_model = route.upstream.name, route.upstream_model
     if prompt_estimate is not None:
         ctx.admission = await quota.admit(
-            identity, model=route.upstream_model, prompt_estimate=prompt_estimate, max_tokens=max_tokens,
+            identity,
+            model=route.upstream_model,
+            prompt_estimate=prompt_estimate,
+            max_tokens=max_tokens,
             request_id=ctx.request_id,
         )
     return route, client_for(route.upstream)
@@ -73,8 +80,12 @@ async def _answer(ctx: CallContext, call: Awaitable, prompt_estimate: int = 0):
         return await call
     except asyncio.CancelledError:
         ctx.disconnected = True
-        usage.record(ctx, status=499, usage=hub.Usage(prompt_tokens=prompt_estimate, source="estimated"),
-                     error_code="client_disconnected")
+        usage.record(
+            ctx,
+            status=499,
+            usage=hub.Usage(prompt_tokens=prompt_estimate, source="estimated"),
+            error_code="client_disconnected",
+        )
         raise
 
 
@@ -132,12 +143,12 @@ def _hub_check(event: hub.StreamEvent) -> None:
     signatures.remember(call for delta in event.deltas for call in delta.tool_calls)
 
 
-HUB_PROBE = Probe(
-    usage=lambda e: e.usage, chars=_hub_chars, check=_hub_check, final=lambda u: hub.StreamEvent(usage=u)
-)
+HUB_PROBE = Probe(usage=lambda e: e.usage, chars=_hub_chars, check=_hub_check, final=lambda u: hub.StreamEvent(usage=u))
 
 
-async def tally_stream(ctx: CallContext, events: AsyncIterator[Any], prompt_estimate: int, probe: Probe) -> AsyncIterator[Any]:
+async def tally_stream(
+    ctx: CallContext, events: AsyncIterator[Any], prompt_estimate: int, probe: Probe
+) -> AsyncIterator[Any]:
     """Wait for the first event (so early failures are plain HTTP errors), then stream with a tally."""
     ctx.streamed = True
     try:
@@ -147,7 +158,9 @@ async def tally_stream(ctx: CallContext, events: AsyncIterator[Any], prompt_esti
     return _tallied(ctx, first, events, _Tally(prompt_estimate), probe)
 
 
-async def _tallied(ctx: CallContext, first: Any, events: AsyncIterator[Any], tally: _Tally, probe: Probe) -> AsyncIterator[Any]:
+async def _tallied(
+    ctx: CallContext, first: Any, events: AsyncIterator[Any], tally: _Tally, probe: Probe
+) -> AsyncIterator[Any]:
     status, code = 200, ""
     try:
         event = first

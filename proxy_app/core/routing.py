@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from gateway_site.singleflight import SingleFlight
 from accounts.authentication import KeyIdentity
+from gateway_site.singleflight import SingleFlight
 from proxy_app.core.errors import Forbidden, NotFound, UpstreamUnavailable
 from proxy_app.models import ModelMapping, Upstream
 from proxy_app.upstreams import KINDS
@@ -96,7 +96,9 @@ def _usable(config: UpstreamConfig | None) -> UpstreamConfig:
     if config is None:
         raise UpstreamUnavailable(NO_UPSTREAM, code="upstream_not_configured")
     if config.kind not in KINDS:
-        raise UpstreamUnavailable(f"upstream '{config.name}' has kind '{config.kind}', which this gateway cannot call yet")
+        raise UpstreamUnavailable(
+            f"upstream '{config.name}' has kind '{config.kind}', which this gateway cannot call yet"
+        )
     return config
 
 

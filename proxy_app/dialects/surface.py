@@ -18,13 +18,13 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from rest_framework.response import Response
 
-from accounts.authentication import AuthFailure, KeyIdentity, authenticate_secret, bearer_secret
-from proxy_app.ops import detail_log
+from accounts.authentication import AuthFailure, authenticate_secret, bearer_secret
 from proxy_app.core import hub
-from proxy_app.ledger import usage
 from proxy_app.core.errors import GatewayError, InvalidRequest, NotFound, Unauthorized
-from proxy_app.dialects.http import json_response, read_json, stream_response
+from proxy_app.dialects.http import json_response
+from proxy_app.ledger import usage
 from proxy_app.ledger.usage import CallContext
+from proxy_app.ops import detail_log
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,9 @@ def endpoint(dialect: Dialect, method: str, name: str, operation: Operation):
 
     async def view(request: HttpRequest, **kwargs) -> HttpResponse:
         if request.method != method:
-            err = InvalidRequest(f"Method {request.method} is not allowed here; use {method}.",
-                                 code="method_not_allowed", status=405)
+            err = InvalidRequest(
+                f"Method {request.method} is not allowed here; use {method}.", code="method_not_allowed", status=405
+            )
             response = error_response(dialect, err)
             response["Allow"] = method
             return response

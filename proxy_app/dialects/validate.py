@@ -70,7 +70,7 @@ def as_number(value: Any, param: str, lo: float | None = None, hi: float | None 
 
 
 def check_range(value: float, param: str, lo: float | None, hi: float | None, *, echo: bool = True) -> None:
-    """"'p' must be between lo and hi" (or "at least lo"), then ", got <value>" when `echo`."""
+    """ "'p' must be between lo and hi" (or "at least lo"), then ", got <value>" when `echo`."""
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         bounds = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
         fail(param, f"'{param}' must be {bounds}" + (f", got {value}" if echo else ""))

@@ -93,9 +93,7 @@ class Counters(Protocol):
 
 def undo_ops(slots: Sequence[Slot], member: str) -> list[Adjust | Release]:
     """Operations that give back everything a successful `reserve` took."""
-    return [
-        Release(s.key, member) if s.mode == "lease" else Adjust(s.key, -s.amount, s.ttl) for s in slots
-    ]
+    return [Release(s.key, member) if s.mode == "lease" else Adjust(s.key, -s.amount, s.ttl) for s in slots]
 
 
 # --- in process ---------------------------------------------------------------------------------
@@ -349,9 +347,7 @@ class RedisCounters:
                 values = await pipe.execute()
         except Exception as exc:  # redis errors, OSError, timeouts: all mean "store unavailable"
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        return [
-            None if v is None and s.mode == "seeded" else int(v or 0) for s, v in zip(slots, values, strict=True)
-        ]
+        return [None if v is None and s.mode == "seeded" else int(v or 0) for s, v in zip(slots, values, strict=True)]
 
     async def clear(self) -> None:
         client, _, _ = self._client()

@@ -49,6 +49,7 @@ from django.db.models import Q, Sum
 
 from accounts.limits import EffectiveLimits, Scope, effective_limits
 from proxy_app.core import hub
+from proxy_app.core.errors import RateLimited, UpstreamUnavailable
 from proxy_app.ledger import pricing
 from proxy_app.ledger.counters import (
     Adjust,
@@ -59,7 +60,6 @@ from proxy_app.ledger.counters import (
     StoreUnavailable,
     get_counters,
 )
-from proxy_app.core.errors import RateLimited, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +140,14 @@ def _limit_units(kind: str, value) -> int:
 
 def plan(limits: EffectiveLimits, now: float, *, tokens: int, micro_usd: int) -> tuple[Counted, ...]:
     """Every counter this request touches, user scope before key scope, in KINDS order."""
-    amounts = {"rpm": 1, "max_parallel": 1, "tpm": tokens, "daily_tokens": tokens, "monthly_tokens": tokens,
-               "budget_usd": micro_usd}  # fmt: skip
+    amounts = {
+        "rpm": 1,
+        "max_parallel": 1,
+        "tpm": tokens,
+        "daily_tokens": tokens,
+        "monthly_tokens": tokens,
+        "budget_usd": micro_usd,
+    }
     current = windows(now)
     counted = []
     for kind in KINDS:

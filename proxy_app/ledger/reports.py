@@ -49,9 +49,7 @@ def rolled_until() -> date | None:
 # --- the combined daily source ------------------------------------------------------------------
 
 
-def daily_totals(
-    start: date, end: date, *, by: tuple[str, ...] = (), user_id: int | None = None
-) -> list[dict]:
+def daily_totals(start: date, end: date, *, by: tuple[str, ...] = (), user_id: int | None = None) -> list[dict]:
     """Totals per day (start <= day < end), grouped further by `by` (a subset of "user", "model").
 
     Each dict has "day", the `by` names ("user" is a user id or None) and SUMS.
@@ -80,8 +78,10 @@ def _raw(start: date, end: date, by: tuple[str, ...], user_id: int | None) -> li
     if user_id is not None:
         rows = rows.filter(user_id=user_id)
     names = {"user": F("user_id"), "model": F("requested_model")}
-    grouped = rows.annotate(day=TruncDate("created_at", tzinfo=UTC)).order_by().values(
-        "day", **{f"g_{name}": names[name] for name in by}
+    grouped = (
+        rows.annotate(day=TruncDate("created_at", tzinfo=UTC))
+        .order_by()
+        .values("day", **{f"g_{name}": names[name] for name in by})
     )
     return _clean(grouped.annotate(**raw_sums("s_")), by)
 
@@ -221,10 +221,16 @@ def quota_table(today_rows: list[dict], month_rows: list[dict], *, limit: int) -
     for user_id in user_ids:
         today, month = by_today.get(user_id, empty), by_month.get(user_id, empty)
         quotas = quota_lines(limits[user_id], today, month)
-        table.append({
-            "user_id": user_id, "username": names.get(user_id, f"#{user_id}"), "today": today, "month": month,
-            "limits": limits[user_id], "quotas": {q.kind: q for q in quotas},
-        })  # fmt: skip
+        table.append(
+            {
+                "user_id": user_id,
+                "username": names.get(user_id, f"#{user_id}"),
+                "today": today,
+                "month": month,
+                "limits": limits[user_id],
+                "quotas": {q.kind: q for q in quotas},
+            }
+        )
     return table
 
 
@@ -244,8 +250,7 @@ def chart(rows: list[dict], today: date, days: int) -> dict:
     models = [*named, *(["other"] if len(per_model) > len(named) else [])]
 
     def series(metric: str) -> list[dict]:
-        return [{"label": m, "data": [_number(cells.get((d, m), {}).get(metric, 0)) for d in labels]}
-                for m in models]  # fmt: skip
+        return [{"label": m, "data": [_number(cells.get((d, m), {}).get(metric, 0)) for d in labels]} for m in models]
 
     errors = fold(rows, lambda r: r["day"])
     return {

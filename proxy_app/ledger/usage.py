@@ -25,9 +25,9 @@ from django.db import connections
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from proxy_app.ops import detail_log, observability
 from proxy_app.core import hub
 from proxy_app.ledger import pricing
+from proxy_app.ops import detail_log, observability
 
 log = logging.getLogger(__name__)
 MAX_WRITE_ATTEMPTS = 20
@@ -194,8 +194,9 @@ def write_rows(items: list[dict]) -> None:
         if "detail_log" in item:
             detail_log.write_file(*item["detail_log"])
     items = [i for i in items if "detail_log" not in i]
-    signatures = [ThoughtSignature(tool_call_id=i["signature"][0], signature=i["signature"][1])
-                  for i in items if "signature" in i]
+    signatures = [
+        ThoughtSignature(tool_call_id=i["signature"][0], signature=i["signature"][1]) for i in items if "signature" in i
+    ]
     if signatures:
         ThoughtSignature.objects.bulk_create(signatures, ignore_conflicts=True)
     rows = [i for i in items if "signature" not in i]

@@ -27,6 +27,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from gateway_site.singleflight import SingleFlight
+
 SECRET_HEADERS = {"authorization", "x-goog-api-key", "api-key", "x-api-key", "cookie", "proxy-authorization"}
 MEDIA_KEYS = {"data", "images", "file_data", "fileData", "bytes"}  # values that hold base64 media
 _KEY_IN_URL = re.compile(r"([?&](?:key|api_key|access_token)=)[^&#\s]*", re.IGNORECASE)
@@ -107,6 +108,7 @@ def keep_current(upstream_name: str) -> bool:
 
 # --- hooks called by the upstream clients ------------------------------------------------------
 
+
 def tracing() -> bool:
     """Is this request being traced? (Lets callers skip building what they would hand in.)"""
     return _current.get() is not None
@@ -117,7 +119,10 @@ def upstream_request(method: str, url: str, headers: dict, body: bytes | dict | 
     if trace is not None:
         parsed = body if isinstance(body, dict) else _body(body or b"")
         trace.stages["upstream_request"] = {
-            "method": method, "url": redact_url(url), "headers": redact_headers(headers), "body": parsed,
+            "method": method,
+            "url": redact_url(url),
+            "headers": redact_headers(headers),
+            "body": parsed,
         }
 
 
@@ -134,6 +139,7 @@ def upstream_event(event: Any) -> None:
 
 
 # --- the client's response and the file ---------------------------------------------------------
+
 
 def client_response(trace: Trace, response) -> None:
     """Non-streamed: record now. Streamed: wrap the body to assemble what is sent, write at its end."""
@@ -196,6 +202,7 @@ def _enforce_cap(root: Path) -> None:
 
 
 # --- redaction ------------------------------------------------------------------------------------
+
 
 def redact_url(url: str) -> str:
     return _KEY_IN_URL.sub(r"\1[redacted]", url)

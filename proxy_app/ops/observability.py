@@ -43,18 +43,44 @@ MODEL_LABEL_CAP = 100  # upstream model names learnt from successful calls, per 
 CODE_LABEL_CAP = 50  # distinct upstream error codes, per process
 
 REQUESTS = Counter("gateway_requests", "Proxied requests.", ["dialect", "model", "status"], registry=REGISTRY)
-TOKENS = Counter("gateway_tokens", "Tokens of proxied requests (kind: prompt or completion).",
-                 ["dialect", "model", "kind"], registry=REGISTRY)
-LATENCY = Histogram("gateway_request_duration_seconds", "Time from request start to the last byte.",
-                    ["dialect", "model"], buckets=LATENCY_BUCKETS, registry=REGISTRY)
-TTFT = Histogram("gateway_time_to_first_token_seconds", "Time to the first streamed token.",
-                 ["dialect", "model"], buckets=TTFT_BUCKETS, registry=REGISTRY)
-IN_FLIGHT = Gauge("gateway_requests_in_flight", "Requests being served now (ops paths excluded).",
-                  registry=REGISTRY, multiprocess_mode="livesum")
-UPSTREAM_ERRORS = Counter("gateway_upstream_errors", "Failed upstream calls (502, 503, 504) by error code.",
-                          ["upstream", "code"], registry=REGISTRY)
-LIMIT_REFUSALS = Counter("gateway_limit_refusals", "429 answers (rate limits and quotas) by error code.",
-                         ["dialect", "code"], registry=REGISTRY)
+TOKENS = Counter(
+    "gateway_tokens",
+    "Tokens of proxied requests (kind: prompt or completion).",
+    ["dialect", "model", "kind"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "gateway_request_duration_seconds",
+    "Time from request start to the last byte.",
+    ["dialect", "model"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+TTFT = Histogram(
+    "gateway_time_to_first_token_seconds",
+    "Time to the first streamed token.",
+    ["dialect", "model"],
+    buckets=TTFT_BUCKETS,
+    registry=REGISTRY,
+)
+IN_FLIGHT = Gauge(
+    "gateway_requests_in_flight",
+    "Requests being served now (ops paths excluded).",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+UPSTREAM_ERRORS = Counter(
+    "gateway_upstream_errors",
+    "Failed upstream calls (502, 503, 504) by error code.",
+    ["upstream", "code"],
+    registry=REGISTRY,
+)
+LIMIT_REFUSALS = Counter(
+    "gateway_limit_refusals",
+    "429 answers (rate limits and quotas) by error code.",
+    ["dialect", "code"],
+    registry=REGISTRY,
+)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -10,9 +10,9 @@ import httpx
 import orjson
 from httpx_sse import EventSource, SSEError
 
-from proxy_app.ops import detail_log
 from proxy_app.core import hub
 from proxy_app.core.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from proxy_app.ops import detail_log
 from proxy_app.upstreams.http import PoolFull
 
 
@@ -49,8 +49,11 @@ def upstream_failures(name: str) -> Iterator[None]:
     try:
         yield
     except PoolFull as exc:  # our own cap (upstreams/http.py), not the upstream's fault
-        raise UpstreamUnavailable(f"the gateway is at its limit of open upstream calls ({exc}); retry shortly",
-                                  code="upstream_capacity", retry_after=1) from None
+        raise UpstreamUnavailable(
+            f"the gateway is at its limit of open upstream calls ({exc}); retry shortly",
+            code="upstream_capacity",
+            retry_after=1,
+        ) from None
     except httpx.TimeoutException:
         raise UpstreamTimeout(f"upstream '{name}' did not answer in time") from None
     except (httpx.ConnectError, httpx.PoolTimeout):

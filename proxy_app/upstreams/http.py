@@ -105,8 +105,9 @@ def _network_transport() -> httpx.AsyncBaseTransport:
             return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30))
 
         return AiohttpTransport(client=session)
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=settings.UPSTREAM_MAX_CONNECTIONS,
-                          keepalive_expiry=30)
+    limits = httpx.Limits(
+        max_connections=None, max_keepalive_connections=settings.UPSTREAM_MAX_CONNECTIONS, keepalive_expiry=30
+    )
     return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
 
 
@@ -128,7 +129,10 @@ def _new_client() -> httpx.AsyncClient:
     )
     transport = CappedTransport(_transport or _network_transport(), settings.UPSTREAM_MAX_CONNECTIONS)
     client = httpx.AsyncClient(
-        timeout=timeout, transport=transport, follow_redirects=False, trust_env=False,
+        timeout=timeout,
+        transport=transport,
+        follow_redirects=False,
+        trust_env=False,
         event_hooks={"request": [_trace_request]},
     )
     client._cookies = _NoCookies()  # the `cookies` setter would wrap it in a plain Cookies (httpx 0.28)

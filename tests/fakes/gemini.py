@@ -25,12 +25,30 @@ import secrets
 from typing import Any
 
 from tests.fakes.gemini_replies import (
-    SCRIPT_KINDS, Generation, contents_chars, default_generation, embed_text, embedding_values,
-    response_json, scripted_generation, stream_events, tokens,
+    SCRIPT_KINDS,
+    Generation,
+    contents_chars,
+    default_generation,
+    embed_text,
+    embedding_values,
+    response_json,
+    scripted_generation,
+    stream_events,
+    tokens,
 )
 from tests.fakes.gemini_rules import (
-    ACTION_METHOD, NO_KEY, GoogleError, bad_request, bearer_rejected, default_models, key_invalid,
-    model_not_found, normalise, reject_unknown, scripted_error, validate_generate,
+    ACTION_METHOD,
+    NO_KEY,
+    GoogleError,
+    bad_request,
+    bearer_rejected,
+    default_models,
+    key_invalid,
+    model_not_found,
+    normalise,
+    reject_unknown,
+    scripted_error,
+    validate_generate,
 )
 from tests.fakes.server import FakeServer, Reply, env_settings, parse_args, reply_body, serve
 
@@ -39,8 +57,11 @@ JSON_TYPE = "application/json; charset=UTF-8"
 SSE_TYPE = "text/event-stream"
 # Which script queue an URL action consumes from.
 OPERATIONS = {
-    "generateContent": "generate", "streamGenerateContent": "generate", "countTokens": "count",
-    "embedContent": "embed", "batchEmbedContents": "embed",
+    "generateContent": "generate",
+    "streamGenerateContent": "generate",
+    "countTokens": "count",
+    "embedContent": "embed",
+    "batchEmbedContents": "embed",
 }
 _ERROR_KW = ("status", "message", "status_name", "details", "retry_delay")
 
@@ -59,14 +80,22 @@ class FakeGemini(FakeServer):
     ERROR = GoogleError
     JSON_TYPE = JSON_TYPE
 
-    def __init__(self, api_key: str = DEFAULT_API_KEY, *, chunk_delay: float = 0.0,
-                 words_per_chunk: int = 1, embedding_dims: int = 8, pretty_arrays: bool = True,
-                 models: list[dict] | None = None, keep_requests: int | None = None) -> None:
+    def __init__(
+        self,
+        api_key: str = DEFAULT_API_KEY,
+        *,
+        chunk_delay: float = 0.0,
+        words_per_chunk: int = 1,
+        embedding_dims: int = 8,
+        pretty_arrays: bool = True,
+        models: list[dict] | None = None,
+        keep_requests: int | None = None,
+    ) -> None:
         super().__init__(chunk_delay=chunk_delay, keep_requests=keep_requests)
         self.api_key = api_key
         self.words_per_chunk = words_per_chunk  # stream granularity of default/plain text
-        self.embedding_dims = embedding_dims    # vector size when outputDimensionality is absent
-        self.pretty_arrays = pretty_arrays      # JSON-array stream elements indented like Google's
+        self.embedding_dims = embedding_dims  # vector size when outputDimensionality is absent
+        self.pretty_arrays = pretty_arrays  # JSON-array stream elements indented like Google's
         self.models = default_models() if models is None else models
 
     # ----------------------------------------------------------------- test-facing helpers
@@ -109,7 +138,7 @@ class FakeGemini(FakeServer):
             return await self._list_models(record)
         if not name.startswith("models/"):
             raise GoogleError(404, "Method not found.")
-        record["model"] = model_id = name[len("models/"):]
+        record["model"] = model_id = name[len("models/") :]
         record["action"] = action or "get"
         if record["method"] == "GET" and not colon:
             return await self._get_model(record, model_id, version)
@@ -122,8 +151,7 @@ class FakeGemini(FakeServer):
         if raw is None:
             raise bad_request("Invalid JSON payload received. Unexpected token.")
         if not isinstance(raw, dict):
-            raise bad_request('Invalid JSON payload received. Unknown name "": '
-                              "Root element must be a message.")
+            raise bad_request('Invalid JSON payload received. Unknown name "": Root element must be a message.')
         if action in ("generateContent", "streamGenerateContent"):
             return await self._generate(record, raw, model_id)
         await self._take_script(OPERATIONS[action], model_id)
@@ -145,8 +173,9 @@ class FakeGemini(FakeServer):
         """Pop the first script for this operation; apply its delay; raise error/raw kinds."""
         script = await self._pop_script(operation)
         if script is not None and script["kind"] == "error":
-            raise scripted_error(model=model_id or "gemini-2.5-flash",
-                                 **{k: v for k, v in script["kw"].items() if k in _ERROR_KW})
+            raise scripted_error(
+                model=model_id or "gemini-2.5-flash", **{k: v for k, v in script["kw"].items() if k in _ERROR_KW}
+            )
         return script
 
     # ----------------------------------------------------------------- operations
@@ -165,17 +194,28 @@ class FakeGemini(FakeServer):
                 raise error
             payload = _dump(response_json(gen, model, response_id), indent=2)
             if kind == "break_midstream":
-                return Reply(200, _headers(JSON_TYPE, len(payload)),
-                             reply_body([payload[:len(payload) // 2]], broken=kw.get("error", "read")))
+                return Reply(
+                    200,
+                    _headers(JSON_TYPE, len(payload)),
+                    reply_body([payload[: len(payload) // 2]], broken=kw.get("error", "read")),
+                )
             return Reply(200, _headers(JSON_TYPE, len(payload)), reply_body([payload]))
-        return self._stream(gen, model, response_id, record["query"].get("alt") == "sse",
-                            kind, kw, between, error)
+        return self._stream(gen, model, response_id, record["query"].get("alt") == "sse", kind, kw, between, error)
 
-    def _stream(self, gen: Generation, model: str, response_id: str, sse: bool, kind: str | None,
-                kw: dict, between: float, error: GoogleError) -> Reply:
+    def _stream(
+        self,
+        gen: Generation,
+        model: str,
+        response_id: str,
+        sse: bool,
+        kind: str | None,
+        kw: dict,
+        between: float,
+        error: GoogleError,
+    ) -> Reply:
         events = stream_events(gen, model, response_id, self.words_per_chunk)
         if kind in ("break_midstream", "error_midstream"):
-            events = events[:kw.get("after", 1)]
+            events = events[: kw.get("after", 1)]
         if kind == "error_midstream":
             events.append(error.body())
         frames = [self._frame(event, sse, first=number == 0) for number, event in enumerate(events)]
@@ -212,17 +252,17 @@ class FakeGemini(FakeServer):
         if not items:
             raise bad_request("* BatchEmbedContentsRequest.requests: requests is not specified")
         if len(items) > 100:
-            raise bad_request("* BatchEmbedContentsRequest.requests: at most 100 requests can be "
-                              "in one batch")
+            raise bad_request("* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch")
         for number, item in enumerate(items):
             if item.get("model") != f"models/{model_id}":
-                raise bad_request(f"* BatchEmbedContentsRequest.requests[{number}].model: model "
-                                  f"must be models/{model_id}, the model named in the URL")
+                raise bad_request(
+                    f"* BatchEmbedContentsRequest.requests[{number}].model: model "
+                    f"must be models/{model_id}, the model named in the URL"
+                )
         return {"embeddings": [{"values": self._vector(item)} for item in items]}
 
     def _vector(self, request: dict) -> list[float]:
-        return embedding_values(embed_text(request),
-                                int(request.get("outputDimensionality") or self.embedding_dims))
+        return embedding_values(embed_text(request), int(request.get("outputDimensionality") or self.embedding_dims))
 
     async def _list_models(self, record: dict) -> Reply:
         await self._take_script("models")
@@ -230,7 +270,7 @@ class FakeGemini(FakeServer):
         size = int(query.get("pageSize") or 50)
         size = min(size if size > 0 else 50, 1000)
         start = _page_offset(query.get("pageToken"))
-        payload: dict[str, Any] = {"models": self.models[start:start + size]}
+        payload: dict[str, Any] = {"models": self.models[start : start + size]}
         if start + size < len(self.models):
             payload["nextPageToken"] = base64.urlsafe_b64encode(f"models:{start + size}".encode()).decode()
         return self._json_reply(payload)
@@ -281,22 +321,29 @@ def _page_offset(token: str | None) -> int:
 
 # --------------------------------------------------------------------------- standalone server
 
+
 def __getattr__(name: str) -> Any:
     """`tests.fakes.gemini:app` for daphne, configured by FAKE_GEMINI_* env vars on first use."""
     if name != "app":
         raise AttributeError(name)
     api_key, chunk_delay = env_settings("FAKE_GEMINI", DEFAULT_API_KEY)
-    fake = FakeGemini(api_key, chunk_delay=chunk_delay,
-                      keep_requests=1000)  # benchmarks send many requests to a served fake
+    fake = FakeGemini(
+        api_key, chunk_delay=chunk_delay, keep_requests=1000
+    )  # benchmarks send many requests to a served fake
     globals()["app"] = fake.asgi
     return fake.asgi
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv, module="tests.fakes.gemini", description="Serve the fake Gemini API (daphne or uvicorn).",
-                      port=8001, prefix="FAKE_GEMINI", default_key=DEFAULT_API_KEY)
-    print(f"Fake Gemini API on http://{args.host}:{args.port} (x-goog-api-key: {args.api_key})",
-          flush=True)
+    args = parse_args(
+        argv,
+        module="tests.fakes.gemini",
+        description="Serve the fake Gemini API (daphne or uvicorn).",
+        port=8001,
+        prefix="FAKE_GEMINI",
+        default_key=DEFAULT_API_KEY,
+    )
+    print(f"Fake Gemini API on http://{args.host}:{args.port} (x-goog-api-key: {args.api_key})", flush=True)
     serve("tests.fakes.gemini:app", args.host, args.port, args.server)
 
 

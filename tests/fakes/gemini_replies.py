@@ -16,6 +16,7 @@ from typing import Any
 
 # --------------------------------------------------------------------------- prompt reading
 
+
 def tokens(chars: int) -> int:
     return math.ceil(chars / 4)
 
@@ -51,6 +52,7 @@ def function_responses(contents: list[dict]) -> list[dict]:
 
 # --------------------------------------------------------------------------- replies (§8)
 
+
 @dataclass
 class Candidate:
     """One answer. `parts` are wire parts; `chunks` optionally fixes how text streams."""
@@ -59,7 +61,7 @@ class Candidate:
     finish_reason: str | None = "STOP"
     finish_message: str | None = None
     has_content: bool = True
-    extras: dict = field(default_factory=dict)   # e.g. avgLogprobs, logprobsResult, safetyRatings
+    extras: dict = field(default_factory=dict)  # e.g. avgLogprobs, logprobsResult, safetyRatings
     chunks: list[str] | None = None
 
     def visible_chars(self, parts: list[dict] | None = None) -> int:
@@ -116,14 +118,23 @@ def value_for_schema(schema: Any, name: str = "") -> Any:
 
 def logprobs_for(text: str, top: int = 0) -> dict:
     steps = re.findall(r"\S+\s*", text) or [text]
-    chosen = [{"token": token, "tokenId": int(hashlib.sha256(token.encode()).hexdigest()[:6], 16),
-               "logProbability": -0.05 * (i % 4 + 1)} for i, token in enumerate(steps)]
+    chosen = [
+        {
+            "token": token,
+            "tokenId": int(hashlib.sha256(token.encode()).hexdigest()[:6], 16),
+            "logProbability": -0.05 * (i % 4 + 1),
+        }
+        for i, token in enumerate(steps)
+    ]
     result: dict[str, Any] = {}
     if top:
         result["topCandidates"] = [
-            {"candidates": [c] + [{"token": f"alt{n}", "tokenId": n,
-                                   "logProbability": c["logProbability"] - n} for n in range(1, top)]}
-            for c in chosen]
+            {
+                "candidates": [c]
+                + [{"token": f"alt{n}", "tokenId": n, "logProbability": c["logProbability"] - n} for n in range(1, top)]
+            }
+            for c in chosen
+        ]
     result["chosenCandidates"] = chosen
     total = sum(c["logProbability"] for c in chosen)
     result["logProbabilitySum"] = total
@@ -142,12 +153,11 @@ def _pick_function(req: dict, text: str) -> dict | None:
         return None
     allowed = calling.get("allowedFunctionNames")
     usable = [d for d in declared if not allowed or d.get("name") in allowed] or declared
-    wanted = text[len("CALL:"):].strip().split(" ")[0] if text.startswith("CALL:") else ""
+    wanted = text[len("CALL:") :].strip().split(" ")[0] if text.startswith("CALL:") else ""
     return next((d for d in usable if d.get("name") == wanted), usable[0])
 
 
-def call_part(model: str, name: str, args: dict, call_id: str | None = None,
-              signed: bool = False) -> dict:
+def call_part(model: str, name: str, args: dict, call_id: str | None = None, signed: bool = False) -> dict:
     call: dict[str, Any] = {"name": name, "args": args}
     if call_id:
         call["id"] = call_id
@@ -174,10 +184,10 @@ def _limit(text: str, config: dict) -> tuple[str, str]:
     """Apply stopSequences (text cut, STOP) then maxOutputTokens (text cut, MAX_TOKENS)."""
     for stop in config.get("stopSequences") or []:
         if stop and stop in text:
-            text = text[:text.index(stop)]
+            text = text[: text.index(stop)]
     limit = config.get("maxOutputTokens")
     if limit is not None and tokens(len(text)) > int(limit):
-        return text[:int(limit) * 4], "MAX_TOKENS"
+        return text[: int(limit) * 4], "MAX_TOKENS"
     return text, "STOP"
 
 
@@ -207,12 +217,16 @@ def default_generation(req: dict, model: str) -> Generation:
     for index in range(int(config.get("candidateCount") or 1)):
         if function is not None:
             args = value_for_schema(function.get("parametersJsonSchema") or function.get("parameters") or {})
-            parts = [call_part(model, function["name"], args if isinstance(args, dict) else {},
-                               signed=model.startswith("gemini-3"))]
+            parts = [
+                call_part(
+                    model, function["name"], args if isinstance(args, dict) else {}, signed=model.startswith("gemini-3")
+                )
+            ]
             finish = "STOP"
         else:
-            reply = ("Tool said: " + json.dumps([a.get("response") for a in answers])
-                     if answers else _answer_text(req, text))
+            reply = (
+                "Tool said: " + json.dumps([a.get("response") for a in answers]) if answers else _answer_text(req, text)
+            )
             reply, finish = _limit(reply + (f" (candidate {index + 1})" if index else ""), config)
             parts = [{"text": reply}]
         candidate = Candidate([*thought, *parts], finish)
@@ -224,6 +238,7 @@ def default_generation(req: dict, model: str) -> Generation:
 
 
 # --------------------------------------------------------------------------- wire shapes (§8, §9)
+
 
 def usage(gen: Generation, candidate_tokens: int) -> dict:
     """usageMetadata with proto3 omission of zero counts."""
@@ -253,14 +268,17 @@ def candidate_json(candidate: Candidate, index: int, parts: list[dict], final: b
     return out
 
 
-def _envelope(gen: Generation, candidates: list[dict], candidate_tokens: int, model: str,
-              response_id: str, feedback: bool) -> dict:
+def _envelope(
+    gen: Generation, candidates: list[dict], candidate_tokens: int, model: str, response_id: str, feedback: bool
+) -> dict:
     out: dict[str, Any] = {}
     if candidates:
         out["candidates"] = candidates
     if feedback and gen.block_reason:
-        out["promptFeedback"] = {"blockReason": gen.block_reason, "safetyRatings": [
-            {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]}
+        out["promptFeedback"] = {
+            "blockReason": gen.block_reason,
+            "safetyRatings": [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}],
+        }
     out["usageMetadata"] = usage(gen, candidate_tokens)
     out["modelVersion"] = model
     out["responseId"] = response_id
@@ -285,7 +303,7 @@ def _pieces(candidate: Candidate, words_per_chunk: int) -> list[list[dict]]:
         elif "text" in part and not part.get("thought"):
             words = candidate.chunks or re.findall(r"\S+\s*", part["text"]) or [part["text"]]
             size = 1 if candidate.chunks else max(1, words_per_chunk)
-            texts = ["".join(words[i:i + size]) for i in range(0, len(words), size)]
+            texts = ["".join(words[i : i + size]) for i in range(0, len(words), size)]
             extra = {k: v for k, v in part.items() if k != "text"}
             pieces.extend([[{"text": t, **(extra if n == 0 else {})}] for n, t in enumerate(texts)])
         else:
@@ -315,6 +333,7 @@ def stream_events(gen: Generation, model: str, response_id: str, words_per_chunk
 
 # --------------------------------------------------------------------------- scripted replies
 
+
 def _text_candidate(text: str, chunks: list[str] | None = None, finish: str = "STOP") -> Candidate:
     return Candidate([{"text": text if chunks is None else "".join(chunks)}], finish, chunks=chunks)
 
@@ -325,8 +344,7 @@ def scripted_generation(kind: str, kw: dict, req: dict, model: str) -> Generatio
     prompt = base.prompt_tokens
     text, chunks = kw.get("text"), kw.get("chunks")
     if kind == "text" or (kind in TRANSPORT_KINDS and (text or chunks)):
-        return Generation([_text_candidate(text or "", chunks, kw.get("finish_reason", "STOP"))],
-                          prompt)
+        return Generation([_text_candidate(text or "", chunks, kw.get("finish_reason", "STOP"))], prompt)
     if kind == "tool_calls":
         parts = [{"text": text}] if text else []
         signature = kw.get("signature")
@@ -334,8 +352,13 @@ def scripted_generation(kind: str, kw: dict, req: dict, model: str) -> Generatio
             if isinstance(call, dict):
                 call = (call["name"], call.get("args"), call.get("id"))
             name, args, call_id = (*call, None)[:3]
-            part = call_part(model, name, args or {}, call_id,
-                             signed=number == 0 and model.startswith("gemini-3") and signature is None)
+            part = call_part(
+                model,
+                name,
+                args or {},
+                call_id,
+                signed=number == 0 and model.startswith("gemini-3") and signature is None,
+            )
             if number == 0 and signature:
                 part["thoughtSignature"] = signature
             parts.append(part)
@@ -351,10 +374,12 @@ def scripted_generation(kind: str, kw: dict, req: dict, model: str) -> Generatio
         return Generation([], prompt, block_reason=kw.get("reason", "SAFETY"))
     if kind == "finish":
         reason = kw.get("reason", "SAFETY")
-        extras = {"safetyRatings": [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT",
-                                     "probability": "HIGH", "blocked": True}]} if reason == "SAFETY" else {}
-        return Generation([Candidate([], reason, kw.get("message"), has_content=False,
-                                     extras=extras)], prompt)
+        extras = (
+            {"safetyRatings": [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]}
+            if reason == "SAFETY"
+            else {}
+        )
+        return Generation([Candidate([], reason, kw.get("message"), has_content=False, extras=extras)], prompt)
     if kind == "max_tokens_no_parts":
         limit = (req.get("generationConfig") or {}).get("maxOutputTokens") or 256
         return Generation([Candidate([], "MAX_TOKENS")], prompt, kw.get("thoughts_tokens") or int(limit))
@@ -365,13 +390,13 @@ def scripted_generation(kind: str, kw: dict, req: dict, model: str) -> Generatio
     return base
 
 
-CONTENT_KINDS = {"text", "tool_calls", "thinking", "blocked", "finish", "max_tokens_no_parts",
-                 "logprobs"}
+CONTENT_KINDS = {"text", "tool_calls", "thinking", "blocked", "finish", "max_tokens_no_parts", "logprobs"}
 TRANSPORT_KINDS = {"error", "raw", "break_midstream", "error_midstream", "slow"}
 SCRIPT_KINDS = CONTENT_KINDS | TRANSPORT_KINDS
 
 
 # --------------------------------------------------------------------------- embeddings (§11)
+
 
 def embedding_values(text: str, dims: int) -> list[float]:
     """Deterministic vector in [-1, 1] derived from sha256 of the text."""
@@ -379,8 +404,7 @@ def embedding_values(text: str, dims: int) -> list[float]:
     counter = 0
     while len(values) < dims:
         digest = hashlib.sha256(f"{counter}:{text}".encode()).digest()
-        values += [round(int.from_bytes(digest[i:i + 2], "big") / 32767.5 - 1, 6)
-                   for i in range(0, len(digest), 2)]
+        values += [round(int.from_bytes(digest[i : i + 2], "big") / 32767.5 - 1, 6) for i in range(0, len(digest), 2)]
         counter += 1
     return values[:dims]
 

@@ -29,11 +29,25 @@ from typing import Any
 
 from tests.fakes.gemini_replies import tokens
 from tests.fakes.openai_compat_replies import (
-    FLAGS, SCRIPT_KINDS, default_generation, encode_vector, response_json, scripted_generation, sse_frame,
-    stream_chunks, unit_vector,
+    FLAGS,
+    SCRIPT_KINDS,
+    default_generation,
+    encode_vector,
+    response_json,
+    scripted_generation,
+    sse_frame,
+    stream_chunks,
+    unit_vector,
 )
 from tests.fakes.openai_compat_rules import (
-    BAD_JSON, EMBEDDING_DIMS, NO_KEY, SNAPSHOTS, OpenAIError, bad_request, check_chat, default_models,
+    BAD_JSON,
+    EMBEDDING_DIMS,
+    NO_KEY,
+    SNAPSHOTS,
+    OpenAIError,
+    bad_request,
+    check_chat,
+    default_models,
     embedding_inputs,
 )
 from tests.fakes.server import FakeServer, Reply, env_settings, parse_args, reply_body, serve
@@ -53,14 +67,22 @@ class FakeOpenAI(FakeServer):
     ERROR = OpenAIError
     JSON_TYPE = JSON_TYPE
 
-    def __init__(self, api_key: str | None = DEFAULT_API_KEY, *, chunk_delay: float = 0.0,
-                 words_per_chunk: int = 1, embedding_dims: int | None = None, strict: bool = False,
-                 models: list[dict] | None = None, keep_requests: int | None = None) -> None:
+    def __init__(
+        self,
+        api_key: str | None = DEFAULT_API_KEY,
+        *,
+        chunk_delay: float = 0.0,
+        words_per_chunk: int = 1,
+        embedding_dims: int | None = None,
+        strict: bool = False,
+        models: list[dict] | None = None,
+        keep_requests: int | None = None,
+    ) -> None:
         super().__init__(chunk_delay=chunk_delay, keep_requests=keep_requests)
-        self.api_key = api_key                  # None: no key needed (like a local Ollama / vLLM)
+        self.api_key = api_key  # None: no key needed (like a local Ollama / vLLM)
         self.words_per_chunk = words_per_chunk  # stream granularity of text
-        self.embedding_dims = embedding_dims    # vector size override (tests keep vectors short)
-        self.strict = strict                    # 400 on unknown chat parameters, like api.openai.com
+        self.embedding_dims = embedding_dims  # vector size override (tests keep vectors short)
+        self.strict = strict  # 400 on unknown chat parameters, like api.openai.com
         self.models = default_models() if models is None else models
 
     # ----------------------------------------------------------------- test-facing helpers
@@ -107,12 +129,13 @@ class FakeOpenAI(FakeServer):
             return self._json_reply({"object": "list", "data": self.models})
         if method == "GET" and path.startswith("/v1/models/"):
             record["endpoint"] = "model"
-            record["model"] = model_id = path[len("/v1/models/"):]
+            record["model"] = model_id = path[len("/v1/models/") :]
             await self._take_script("models")
             model = self._find_model(model_id)
             if model is None:
-                raise OpenAIError(404, f"The model '{model_id}' does not exist", "invalid_request_error",
-                                  "model_not_found", "model")
+                raise OpenAIError(
+                    404, f"The model '{model_id}' does not exist", "invalid_request_error", "model_not_found", "model"
+                )
             return self._json_reply(model)
         raise bad_request(f"Invalid URL ({method} {path})", status=404)
 
@@ -124,9 +147,13 @@ class FakeOpenAI(FakeServer):
             raise OpenAIError(401, NO_KEY, "invalid_request_error", None)
         if key.strip() != self.api_key:
             shown = key[:3] + "*" * max(len(key) - 7, 0) + key[-4:] if len(key) > 8 else "****"
-            raise OpenAIError(401, f"Incorrect API key provided: {shown}. You can find your API key at "
-                                   "https://platform.openai.com/account/api-keys.",
-                              "invalid_request_error", "invalid_api_key")
+            raise OpenAIError(
+                401,
+                f"Incorrect API key provided: {shown}. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
 
     @staticmethod
     def _body(record: dict) -> dict:
@@ -145,13 +172,21 @@ class FakeOpenAI(FakeServer):
     def _model_for(self, model_id: Any, embeddings: bool) -> dict:
         model = self._find_model(model_id)
         if model is None:
-            raise OpenAIError(404, f"The model `{model_id}` does not exist or you do not have access to it.",
-                              "invalid_request_error", "model_not_found")
+            raise OpenAIError(
+                404,
+                f"The model `{model_id}` does not exist or you do not have access to it.",
+                "invalid_request_error",
+                "model_not_found",
+            )
         if model["id"].startswith("text-embedding") != embeddings:
             if embeddings:
                 raise bad_request(f"This model does not support embeddings: {model_id}", "model")
-            raise bad_request("This is not a chat model and thus not supported in the v1/chat/completions endpoint. "
-                              "Did you mean to use v1/completions?", "model", status=404)
+            raise bad_request(
+                "This is not a chat model and thus not supported in the v1/chat/completions endpoint. "
+                "Did you mean to use v1/completions?",
+                "model",
+                status=404,
+            )
         return model
 
     async def _take_script(self, target: str) -> dict | None:
@@ -179,16 +214,20 @@ class FakeOpenAI(FakeServer):
                 raise error
             payload = _dump(response_json(gen, name, completion_id, created, usage=not flags["no_usage"]))
             if kind == "break_midstream":
-                return Reply(200, _headers(JSON_TYPE, len(payload)),
-                             reply_body([payload[:len(payload) // 2]], broken=kw.get("error", "read")))
+                return Reply(
+                    200,
+                    _headers(JSON_TYPE, len(payload)),
+                    reply_body([payload[: len(payload) // 2]], broken=kw.get("error", "read")),
+                )
             return Reply(200, _headers(JSON_TYPE, len(payload)), reply_body([payload]))
         include_usage = bool((raw.get("stream_options") or {}).get("include_usage"))
-        chunks = stream_chunks(gen, name, completion_id, created, include_usage, self.words_per_chunk,
-                               int(kw.get("fragments", 3)), flags)
+        chunks = stream_chunks(
+            gen, name, completion_id, created, include_usage, self.words_per_chunk, int(kw.get("fragments", 3)), flags
+        )
         frames = [sse_frame(c) for c in chunks]
         broken = None
         if kind in ("break_midstream", "error_midstream"):
-            frames = frames[:kw.get("after", 1)]
+            frames = frames[: kw.get("after", 1)]
             if kind == "error_midstream":
                 frames.append(sse_frame(error.body()))
             else:
@@ -202,18 +241,25 @@ class FakeOpenAI(FakeServer):
         texts = embedding_inputs(raw)
         encoding = raw.get("encoding_format") or "float"
         if encoding not in ("float", "base64"):
-            raise bad_request(f"Invalid value: '{encoding}'. Supported values are: 'float' and 'base64'.",
-                              "encoding_format", "invalid_value")
+            raise bad_request(
+                f"Invalid value: '{encoding}'. Supported values are: 'float' and 'base64'.",
+                "encoding_format",
+                "invalid_value",
+            )
         dims = raw.get("dimensions")
         if dims is not None and model["id"] == "text-embedding-ada-002":
             raise bad_request("This model does not support specifying dimensions.")
         if dims is not None and not (isinstance(dims, int) and 1 <= dims <= EMBEDDING_DIMS[model["id"]]):
-            raise bad_request(f"Invalid value for 'dimensions' = {dims}. Must be between 1 and "
-                              f"{EMBEDDING_DIMS[model['id']]}.", "dimensions")
+            raise bad_request(
+                f"Invalid value for 'dimensions' = {dims}. Must be between 1 and {EMBEDDING_DIMS[model['id']]}.",
+                "dimensions",
+            )
         script = await self._take_script("embeddings")
         size = dims or self.embedding_dims or EMBEDDING_DIMS[model["id"]]
-        data = [{"object": "embedding", "index": i, "embedding": encode_vector(unit_vector(t, size), encoding)}
-                for i, t in enumerate(texts)]
+        data = [
+            {"object": "embedding", "index": i, "embedding": encode_vector(unit_vector(t, size), encoding)}
+            for i, t in enumerate(texts)
+        ]
         prompt = sum(tokens(len(t)) for t in texts)
         payload: dict[str, Any] = {"object": "list", "data": data, "model": model["id"]}
         kind = script["kind"] if script else None
@@ -237,6 +283,7 @@ class FakeOpenAI(FakeServer):
 
 # --------------------------------------------------------------------------- helpers
 
+
 def _dump(value: Any) -> bytes:
     return json.dumps(value, indent=2, ensure_ascii=False).encode()
 
@@ -250,6 +297,7 @@ def _headers(content_type: str, length: int | None = None, extra: dict | None = 
 
 # --------------------------------------------------------------------------- standalone server
 
+
 def __getattr__(name: str) -> Any:
     """`tests.fakes.openai_compat:app` for daphne, configured by FAKE_OPENAI_* env vars on first use."""
     if name != "app":
@@ -261,11 +309,16 @@ def __getattr__(name: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv, module="tests.fakes.openai_compat", description="Serve the fake OpenAI API (daphne or uvicorn).",
-                      port=8002, prefix="FAKE_OPENAI", default_key=DEFAULT_API_KEY,
-                      key_help='Bearer key to require; "" accepts any request (like a local server)')
-    print(f"Fake OpenAI API on http://{args.host}:{args.port}/v1 (Bearer {args.api_key or '<none>'})",
-          flush=True)
+    args = parse_args(
+        argv,
+        module="tests.fakes.openai_compat",
+        description="Serve the fake OpenAI API (daphne or uvicorn).",
+        port=8002,
+        prefix="FAKE_OPENAI",
+        default_key=DEFAULT_API_KEY,
+        key_help='Bearer key to require; "" accepts any request (like a local server)',
+    )
+    print(f"Fake OpenAI API on http://{args.host}:{args.port}/v1 (Bearer {args.api_key or '<none>'})", flush=True)
     serve("tests.fakes.openai_compat:app", args.host, args.port, args.server)
 
 

@@ -25,6 +25,7 @@ FLAGS = ("no_usage", "finish_on_content", "no_role")  # quirks any content kind 
 
 # --------------------------------------------------------------------------- answers
 
+
 @dataclass
 class Answer:
     """One choice. `chunks` optionally fixes how the text streams."""
@@ -45,8 +46,7 @@ class Generation:
     reasoning_tokens: int = 0
 
     def completion_tokens(self) -> int:
-        visible = sum(len(a.text) + sum(len(c["arguments"]) + len(c["name"]) for c in a.calls)
-                      for a in self.choices)
+        visible = sum(len(a.text) + sum(len(c["arguments"]) + len(c["name"]) for c in a.calls) for a in self.choices)
         return tokens(visible) + self.reasoning_tokens
 
 
@@ -85,7 +85,7 @@ def _pick_tool(req: dict, text: str) -> dict | None:
     if not (required or text.startswith("CALL:")):
         return None
     usable = [t for t in tools if not names or t.get("name") in names] or tools
-    wanted = text[len("CALL:"):].strip().split(" ")[0] if text.startswith("CALL:") else ""
+    wanted = text[len("CALL:") :].strip().split(" ")[0] if text.startswith("CALL:") else ""
     return next((t for t in usable if t.get("name") == wanted), usable[0])
 
 
@@ -93,10 +93,10 @@ def _limit(text: str, req: dict) -> tuple[str, str]:
     stops = req.get("stop") or []
     for stop in [stops] if isinstance(stops, str) else stops:
         if stop and stop in text:
-            text = text[:text.index(stop)]
+            text = text[: text.index(stop)]
     limit = req.get("max_completion_tokens") or req.get("max_tokens")
     if limit is not None and tokens(len(text)) > int(limit):
-        return text[:int(limit) * 4], "length"
+        return text[: int(limit) * 4], "length"
     return text, "stop"
 
 
@@ -126,8 +126,13 @@ def default_generation(req: dict) -> Generation:
         answer = Answer(logprobs=int(req.get("top_logprobs") or 0) if req.get("logprobs") else None)
         if function is not None:
             args = value_for_schema(function.get("parameters") or {"type": "object"})
-            answer.calls = [{"id": _call_id(), "name": function.get("name", ""),
-                             "arguments": json.dumps(args if isinstance(args, dict) else {})}]
+            answer.calls = [
+                {
+                    "id": _call_id(),
+                    "name": function.get("name", ""),
+                    "arguments": json.dumps(args if isinstance(args, dict) else {}),
+                }
+            ]
             answer.finish = "tool_calls"
         else:
             if trailing:
@@ -160,16 +165,25 @@ def scripted_generation(kind: str, kw: dict, req: dict) -> Generation:
         return Generation([answer], base.prompt_tokens)
     if kind == "reasoning":
         thought = kw.get("reasoning", "Let me think this through step by step.")
-        answer = Answer(text if text is not None else "Hello from fake OpenAI: thought about it.",
-                        reasoning=thought, finish=kw.get("finish_reason", "stop"), chunks=chunks)
-        return Generation([answer], base.prompt_tokens, kw.get("field", "reasoning_content"),
-                          kw.get("reasoning_tokens") or tokens(len(thought)))
+        answer = Answer(
+            text if text is not None else "Hello from fake OpenAI: thought about it.",
+            reasoning=thought,
+            finish=kw.get("finish_reason", "stop"),
+            chunks=chunks,
+        )
+        return Generation(
+            [answer],
+            base.prompt_tokens,
+            kw.get("field", "reasoning_content"),
+            kw.get("reasoning_tokens") or tokens(len(thought)),
+        )
     if text is not None:  # text, and any other kind given text= / chunks=
         return Generation([Answer(text, finish=kw.get("finish_reason", "stop"), chunks=chunks)], base.prompt_tokens)
     return base
 
 
 # --------------------------------------------------------------------------- wire shapes (§4, §5)
+
 
 def _token(text: str, logprob: float) -> dict:
     return {"token": text, "logprob": logprob, "bytes": list(text.encode())}
@@ -180,19 +194,28 @@ def logprobs_json(text: str, top: int) -> dict:
     content = []
     for i, word in enumerate(words):
         lp = -0.05 * (i % 4 + 1)
-        content.append({**_token(word, lp), "top_logprobs": [_token(word, lp)] + [
-            _token(f"alt{n}", lp - n) for n in range(1, top)] if top else []})
+        content.append(
+            {
+                **_token(word, lp),
+                "top_logprobs": [_token(word, lp)] + [_token(f"alt{n}", lp - n) for n in range(1, top)] if top else [],
+            }
+        )
     return {"content": content, "refusal": None}
 
 
 def usage_json(gen: Generation, completion: int | None = None) -> dict:
     completion = gen.completion_tokens() if completion is None else completion
     return {
-        "prompt_tokens": gen.prompt_tokens, "completion_tokens": completion,
+        "prompt_tokens": gen.prompt_tokens,
+        "completion_tokens": completion,
         "total_tokens": gen.prompt_tokens + completion,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": gen.reasoning_tokens, "audio_tokens": 0,
-                                      "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": gen.reasoning_tokens,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
     }
 
 
@@ -203,16 +226,19 @@ def _tool_call_json(call: dict) -> dict:
 def response_json(gen: Generation, model: str, completion_id: str, created: int, usage: bool = True) -> dict:
     choices = []
     for index, answer in enumerate(gen.choices):
-        message: dict[str, Any] = {"role": "assistant", "content": answer.text or (None if answer.calls else ""),
-                                   "refusal": None, "annotations": []}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": answer.text or (None if answer.calls else ""),
+            "refusal": None,
+            "annotations": [],
+        }
         if answer.reasoning:
             message[gen.reasoning_field] = answer.reasoning
         if answer.calls:
             message["tool_calls"] = [_tool_call_json(c) for c in answer.calls]
         logprobs = logprobs_json(answer.text, answer.logprobs) if answer.logprobs is not None else None
         choices.append({"index": index, "message": message, "logprobs": logprobs, "finish_reason": answer.finish})
-    out = {"id": completion_id, "object": "chat.completion", "created": created, "model": model,
-           "choices": choices}
+    out = {"id": completion_id, "object": "chat.completion", "created": created, "model": model, "choices": choices}
     if usage:
         out["usage"] = usage_json(gen)
     out.update({"service_tier": "default", "system_fingerprint": FINGERPRINT})
@@ -223,7 +249,7 @@ def _split(text: str, chunks: list[str] | None, size: int) -> list[str]:
     if chunks is not None:
         return [c for c in chunks if c]
     words = re.findall(r"\S+\s*", text) or ([text] if text else [])
-    return ["".join(words[i:i + size]) for i in range(0, len(words), max(size, 1))]
+    return ["".join(words[i : i + size]) for i in range(0, len(words), max(size, 1))]
 
 
 def _fragments(arguments: str, count: int) -> list[str]:
@@ -231,11 +257,12 @@ def _fragments(arguments: str, count: int) -> list[str]:
     if count <= 1 or len(arguments) < 2:
         return [arguments]
     step = math.ceil(len(arguments) / count)
-    return [arguments[i:i + step] for i in range(0, len(arguments), step)]
+    return [arguments[i : i + step] for i in range(0, len(arguments), step)]
 
 
-def choice_steps(answer: Answer, reasoning_field: str, words: int, fragments: int,
-                 flags: dict) -> list[tuple[dict, str | None, dict | None]]:
+def choice_steps(
+    answer: Answer, reasoning_field: str, words: int, fragments: int, flags: dict
+) -> list[tuple[dict, str | None, dict | None]]:
     """(delta, finish_reason, logprobs) for one choice, in the §5 canonical order."""
     steps: list[tuple[dict, str | None, dict | None]] = []
     if not flags.get("no_role"):
@@ -258,12 +285,26 @@ def choice_steps(answer: Answer, reasoning_field: str, words: int, fragments: in
     return steps
 
 
-def stream_chunks(gen: Generation, model: str, completion_id: str, created: int, include_usage: bool,
-                  words: int = 1, fragments: int = 3, flags: dict | None = None) -> list[dict]:
+def stream_chunks(
+    gen: Generation,
+    model: str,
+    completion_id: str,
+    created: int,
+    include_usage: bool,
+    words: int = 1,
+    fragments: int = 3,
+    flags: dict | None = None,
+) -> list[dict]:
     """Every chunk of a stream; choices interleave step by step when n > 1."""
     flags = flags or {}
-    head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-            "service_tier": "default", "system_fingerprint": FINGERPRINT}
+    head = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "service_tier": "default",
+        "system_fingerprint": FINGERPRINT,
+    }
     tail = {"usage": None} if include_usage else {}
     per_choice = [choice_steps(a, gen.reasoning_field, words, fragments, flags) for a in gen.choices]
     chunks = []
@@ -284,6 +325,7 @@ def sse_frame(payload: dict | str) -> bytes:
 
 
 # --------------------------------------------------------------------------- embeddings (§6)
+
 
 def unit_vector(text: str, dims: int) -> list[float]:
     """Deterministic, L2-normalised like OpenAI's embeddings."""

@@ -18,8 +18,9 @@ import argparse
 import asyncio
 import json
 import os
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, ClassVar, Self
+from typing import Any, ClassVar, Self
 from urllib.parse import parse_qsl
 
 import httpx
@@ -67,8 +68,14 @@ class RawReply(Exception):
     def reply(self) -> Reply:
         body = self.kw.get("body", b"")
         frames = body if isinstance(body, list) and all(isinstance(b, (str, bytes)) for b in body) else [body]
-        frames = [f.encode() if isinstance(f, str) else f if isinstance(f, bytes)
-                  else json.dumps(f, indent=2, ensure_ascii=False).encode() for f in frames]
+        frames = [
+            f.encode()
+            if isinstance(f, str)
+            else f
+            if isinstance(f, bytes)
+            else json.dumps(f, indent=2, ensure_ascii=False).encode()
+            for f in frames
+        ]
         content_type = self.kw.get("content_type") or self.content_type
         headers = [("content-type", content_type), *dict(self.kw.get("headers") or {}).items()]
         return Reply(self.kw.get("status", 200), headers, reply_body(frames, self.between))
@@ -88,7 +95,7 @@ class FakeServer:
     JSON_TYPE: ClassVar[str]  # the default content type of `raw` scripts
 
     def __init__(self, *, chunk_delay: float, keep_requests: int | None) -> None:
-        self.chunk_delay = chunk_delay      # seconds between streamed events
+        self.chunk_delay = chunk_delay  # seconds between streamed events
         self.keep_requests = keep_requests  # record only the latest N (long-running servers)
         self.requests: list[dict] = []
         self.scripts: list[dict] = []
@@ -120,8 +127,9 @@ class FakeServer:
 
     async def handler(self, request: httpx.Request) -> httpx.Response:
         """`httpx.MockTransport(fake.handler)`: streamed bodies stay incremental."""
-        reply = await self.respond(request.method, request.url.path, dict(request.url.params),
-                                   dict(request.headers), await request.aread())
+        reply = await self.respond(
+            request.method, request.url.path, dict(request.url.params), dict(request.headers), await request.aread()
+        )
         return httpx.Response(reply.status, headers=reply.headers, stream=_HttpxStream(reply.body))
 
     async def asgi(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -142,8 +150,13 @@ class FakeServer:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         reply = await self.respond(scope["method"], scope["path"], query, headers, body)
-        await send({"type": "http.response.start", "status": reply.status,
-                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": reply.status,
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers],
+            }
+        )
         gone = asyncio.ensure_future(_disconnected(receive))
         try:
             async for chunk in reply.body:
@@ -157,15 +170,22 @@ class FakeServer:
 
     # ----------------------------------------------------------------- the core
 
-    async def respond(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
-                      body: bytes) -> Reply:
+    async def respond(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+    ) -> Reply:
         """Handle one HTTP request; records it first, then routes it."""
         if path.startswith("/_fake/"):
             return self._control(method.upper(), path, body)
         record: dict[str, Any] = {
-            "method": method.upper(), "path": path, "query": dict(query),
-            "headers": {k.lower(): v for k, v in headers.items()}, "body": body,
-            "json": maybe_json(body), "model": None, self.ROUTE_FIELD: None, "completed": False,
+            "method": method.upper(),
+            "path": path,
+            "query": dict(query),
+            "headers": {k.lower(): v for k, v in headers.items()},
+            "body": body,
+            "json": maybe_json(body),
+            "model": None,
+            self.ROUTE_FIELD: None,
+            "completed": False,
         }
         self.requests.append(record)
         if self.keep_requests is not None and len(self.requests) > self.keep_requests:
@@ -257,13 +277,22 @@ async def _track(record: dict, body: AsyncIterator[bytes]) -> AsyncIterator[byte
 
 # --------------------------------------------------------------------------- standalone server
 
+
 def env_settings(prefix: str, default_key: str) -> tuple[str, float]:
     """(API key, chunk delay) from <prefix>_API_KEY / <prefix>_CHUNK_DELAY, which `parse_args` sets."""
     return os.environ.get(f"{prefix}_API_KEY", default_key), float(os.environ.get(f"{prefix}_CHUNK_DELAY", "0"))
 
 
-def parse_args(argv: list[str] | None, *, module: str, description: str, port: int, prefix: str,
-               default_key: str, key_help: str | None = None) -> argparse.Namespace:
+def parse_args(
+    argv: list[str] | None,
+    *,
+    module: str,
+    description: str,
+    port: int,
+    prefix: str,
+    default_key: str,
+    key_help: str | None = None,
+) -> argparse.Namespace:
     """--port / --host / --api-key / --chunk-delay, exported as env vars for the `app` factory."""
     key, delay = env_settings(prefix, default_key)
     parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
@@ -271,8 +300,12 @@ def parse_args(argv: list[str] | None, *, module: str, description: str, port: i
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--api-key", default=key, help=key_help)
     parser.add_argument("--chunk-delay", type=float, default=delay)
-    parser.add_argument("--server", choices=("daphne", "uvicorn"), default="daphne",
-                        help="uvicorn (httptools, uvloop) costs less CPU: the benchmark's baseline uses it")
+    parser.add_argument(
+        "--server",
+        choices=("daphne", "uvicorn"),
+        default="daphne",
+        help="uvicorn (httptools, uvloop) costs less CPU: the benchmark's baseline uses it",
+    )
     args = parser.parse_args(argv)
     os.environ[f"{prefix}_API_KEY"] = args.api_key
     os.environ[f"{prefix}_CHUNK_DELAY"] = str(args.chunk_delay)
@@ -284,8 +317,17 @@ def serve(app: str, host: str, port: int, server: str = "daphne") -> None:
     if server == "uvicorn":  # closes the socket itself when the app fails mid-body
         import uvicorn
 
-        uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools", access_log=False,
-                    log_level="warning", lifespan="off", interface="asgi3")
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level="warning",
+            lifespan="off",
+            interface="asgi3",
+        )
         return
     from daphne.cli import CommandLineInterface  # imported late: it installs a Twisted reactor
 

@@ -107,9 +107,12 @@ class Command(BaseCommand):
         parser.add_argument("--monthly-tokens", type=positive_int, help="Tokens per UTC calendar month.")
         parser.add_argument("--budget-usd", type=positive_usd, help="USD per UTC calendar month.")
         parser.add_argument(
-            "--clear", nargs="*", metavar="LIMIT", choices=[*FLAGS, *FLAGS.values()],
+            "--clear",
+            nargs="*",
+            metavar="LIMIT",
+            choices=[*FLAGS, *FLAGS.values()],
             help=f"Remove these limits ({', '.join(FLAGS)}); alone: remove the whole row.",
-        )  # fmt: skip
+        )
 
     def handle(self, *args, **opts):
         target = find_target(user=opts["user"], token=opts["token"], default=opts["default"])

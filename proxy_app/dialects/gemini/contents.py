@@ -17,7 +17,7 @@ from proxy_app.dialects.gemini.response import json_text
 from proxy_app.dialects.validate import as_list, as_object, as_string, fail, optional
 
 _PART_DATA = frozenset(
-    "text inlineData fileData functionCall functionResponse executableCode codeExecutionResult".split()
+    ["text", "inlineData", "fileData", "functionCall", "functionResponse", "executableCode", "codeExecutionResult"]
 )
 _PART_META = frozenset({"thought", "thoughtSignature", "videoMetadata", "partMetadata", "mediaResolution"})
 
@@ -75,7 +75,9 @@ class History:
         parts = as_list(content.get("parts") or [], f"{param}.parts")
         if self.strict and not parts:
             fail(f"{param}.parts", f"'{param}.parts' must not be empty")
-        kinds = [(j, part_kind(as_object(p, f"{param}.parts[{j}]"), f"{param}.parts[{j}]")) for j, p in enumerate(parts)]
+        kinds = [
+            (j, part_kind(as_object(p, f"{param}.parts[{j}]"), f"{param}.parts[{j}]")) for j, p in enumerate(parts)
+        ]
         live = [(j, parts[j], kind) for j, kind in kinds if kind is not None and parts[j].get("thought") is not True]
         if role == "model":
             self._model_turn(live, i, param)

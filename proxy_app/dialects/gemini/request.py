@@ -37,16 +37,39 @@ from proxy_app.dialects.gemini.response import (
     usage_of,
 )
 from proxy_app.dialects.validate import (
-    INT32, as_bool, as_function_name, as_int, as_list, as_number, as_object, as_string, fail, optional, request_body,
-)  # fmt: skip
+    INT32,
+    as_bool,
+    as_function_name,
+    as_int,
+    as_list,
+    as_number,
+    as_object,
+    as_string,
+    fail,
+    optional,
+    request_body,
+)
 
 __all__ = [  # the dialect's whole public surface, inbound and outbound
-    "normalise", "split_model_path", "rewrite_models", "usage_of", "estimate_prompt",
-    "rename_model_version", "parse_generate_request", "parse_count_tokens_request",
-    "parse_embed_request", "schema_to_json_schema", "build_generate_response", "GenerateStreamEncoder",
-    "build_embed_response", "build_error", "build_model", "build_model_list",
-    "count_tokens_response", "usage_metadata",
-]  # fmt: skip
+    "normalise",
+    "split_model_path",
+    "rewrite_models",
+    "usage_of",
+    "estimate_prompt",
+    "rename_model_version",
+    "parse_generate_request",
+    "parse_count_tokens_request",
+    "parse_embed_request",
+    "schema_to_json_schema",
+    "build_generate_response",
+    "GenerateStreamEncoder",
+    "build_embed_response",
+    "build_error",
+    "build_model",
+    "build_model_list",
+    "count_tokens_response",
+    "usage_metadata",
+]
 
 EMBED_BATCH_LIMIT = 100  # "at most 100 requests can be in one batch" (gemini.md §11)
 _SNAKE = re.compile(r"[a-z][a-zA-Z0-9]*(?:_[a-zA-Z0-9]+)+")
@@ -114,9 +137,7 @@ def split_model_path(path_tail: str) -> tuple[str, str]:
 
 def _proto_int(value: Any, param: str, lo: int | None = None, hi: int | None = None) -> int:
     """proto3 JSON integers: numbers (40.0 counts; the SDK types topK as float) or digit strings."""
-    if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
-        value = int(value)
-    elif isinstance(value, float) and value.is_integer():
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value) or isinstance(value, float) and value.is_integer():
         value = int(value)
     return as_int(value, param, lo, hi)
 
@@ -230,7 +251,9 @@ def schema_to_json_schema(schema: Any, param: str) -> dict[str, Any]:
         elif key == "items":
             out["items"] = schema_to_json_schema(value, p)
         elif key == "properties":
-            out["properties"] = {name: schema_to_json_schema(v, f"{p}.{name}") for name, v in as_object(value, p).items()}
+            out["properties"] = {
+                name: schema_to_json_schema(v, f"{p}.{name}") for name, v in as_object(value, p).items()
+            }
         elif key == "anyOf":
             out["anyOf"] = [schema_to_json_schema(v, f"{p}[{k}]") for k, v in enumerate(as_list(value, p))]
         elif key in _SCHEMA_INTS:

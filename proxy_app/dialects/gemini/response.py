@@ -111,8 +111,16 @@ def usage_of(response: dict[str, Any]) -> hub.Usage | None:
 
 
 _MEDIA_KEYS = frozenset({"inlineData", "inline_data", "fileData", "file_data"})
-_JSON_KEYS = frozenset({"functionCall", "function_call", "functionResponse", "function_response",
-                        "functionDeclarations", "function_declarations"})  # fmt: skip
+_JSON_KEYS = frozenset(
+    {
+        "functionCall",
+        "function_call",
+        "functionResponse",
+        "function_response",
+        "functionDeclarations",
+        "function_declarations",
+    }
+)
 
 
 def estimate_prompt(body: dict[str, Any]) -> int:

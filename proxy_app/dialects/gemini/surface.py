@@ -15,13 +15,13 @@ from django.urls import path, re_path
 
 from accounts.authentication import KeyIdentity
 from proxy_app.core import hub, pipeline
-from proxy_app.ledger import usage
-from proxy_app.dialects.gemini import request as gn
 from proxy_app.core.errors import GatewayError, InvalidRequest, NotFound
+from proxy_app.dialects.gemini import request as gn
 from proxy_app.dialects.http import json_response, read_json, stream_response
-from proxy_app.ledger.usage import CallContext
 from proxy_app.dialects.openai import surface as openai_api
 from proxy_app.dialects.surface import Dialect, bearer, endpoint, stream_frames, unknown_route
+from proxy_app.ledger import usage
+from proxy_app.ledger.usage import CallContext
 
 STREAM = "streamGenerateContent"
 METHODS = ("generateContent", STREAM, "countTokens", "embedContent", "batchEmbedContents")
@@ -43,7 +43,9 @@ def _native_chars(obj: dict) -> int:
     if not isinstance(candidates, list):
         return 0
     parts = [p for c in candidates if isinstance(c, dict) for p in ((c.get("content") or {}).get("parts") or [])]
-    return sum(len(p.get("text") or "") + len(orjson.dumps(p.get("functionCall") or "")) for p in parts if isinstance(p, dict))
+    return sum(
+        len(p.get("text") or "") + len(orjson.dumps(p.get("functionCall") or "")) for p in parts if isinstance(p, dict)
+    )
 
 
 NATIVE_PROBE = pipeline.Probe(usage=gn.usage_of, chars=_native_chars)
@@ -81,7 +83,9 @@ def _admission_estimate(body: dict, method: str) -> dict:
     config = body.get("generationConfig") if isinstance(body.get("generationConfig"), dict) else {}
     most, n = config.get("maxOutputTokens"), config.get("candidateCount") or 1
     generating = method in ("generateContent", STREAM)
-    max_tokens = most * n if generating and isinstance(most, int) and isinstance(n, int) else (None if generating else 0)
+    max_tokens = (
+        most * n if generating and isinstance(most, int) and isinstance(n, int) else (None if generating else 0)
+    )
     return {"prompt_estimate": gn.estimate_prompt(body), "max_tokens": max_tokens}
 
 

@@ -44,17 +44,46 @@ from proxy_app.dialects.ollama.response import (
     build_version,
 )
 from proxy_app.dialects.validate import (
-    as_bool, as_function_name, as_int, as_list, as_number, as_object, as_string, fail, one_of, optional, request_body,
-)  # fmt: skip
+    as_bool,
+    as_function_name,
+    as_int,
+    as_list,
+    as_number,
+    as_object,
+    as_string,
+    fail,
+    one_of,
+    optional,
+    request_body,
+)
 
 __all__ = [  # the dialect's whole public surface, inbound and outbound
-    "parse_body", "parse_chat_request", "parse_generate_request", "is_load_request", "parse_load_request",
-    "LoadRequest", "parse_embed_request", "parse_legacy_embeddings_request", "parse_show_request",
-    "build_chat_response", "build_generate_response", "build_load_response", "build_embed_response",
-    "build_empty_embed_response", "build_legacy_embeddings_response", "build_tags", "build_show",
-    "build_version", "build_error", "ChatStreamEncoder", "GenerateStreamEncoder", "Timings",
-    "MEDIA_TYPE", "ROOT_TEXT", "VERSION",
-]  # fmt: skip
+    "parse_body",
+    "parse_chat_request",
+    "parse_generate_request",
+    "is_load_request",
+    "parse_load_request",
+    "LoadRequest",
+    "parse_embed_request",
+    "parse_legacy_embeddings_request",
+    "parse_show_request",
+    "build_chat_response",
+    "build_generate_response",
+    "build_load_response",
+    "build_embed_response",
+    "build_empty_embed_response",
+    "build_legacy_embeddings_response",
+    "build_tags",
+    "build_show",
+    "build_version",
+    "build_error",
+    "ChatStreamEncoder",
+    "GenerateStreamEncoder",
+    "Timings",
+    "MEDIA_TYPE",
+    "ROOT_TEXT",
+    "VERSION",
+]
 
 ROLES = ("system", "user", "assistant", "tool")
 # Ollama `think` levels -> hub reasoning_effort (mapping.md §5.4); "max" is the hub's top level.
@@ -317,7 +346,7 @@ def _apply_think(value: Any, req: hub.ChatRequest) -> None:
         req.reasoning_effort = THINK_LEVELS[value]
         req.include_thoughts = True
     else:
-        fail("think", "'think' must be true, false, \"low\", \"medium\", \"high\" or \"max\"")
+        fail("think", '\'think\' must be true, false, "low", "medium", "high" or "max"')
 
 
 def _apply_generation(body: dict[str, Any], req: hub.ChatRequest) -> None:

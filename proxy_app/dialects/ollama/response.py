@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -67,7 +67,7 @@ class Timings:
 
 def timestamp(moment: datetime | None = None) -> str:
     """RFC 3339 UTC with a nanosecond-width fraction, like Ollama's created_at."""
-    moment = (moment or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    moment = (moment or datetime.now(UTC)).astimezone(UTC)
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond:06d}000Z"
 
 
@@ -301,7 +301,7 @@ def _details(info: hub.ModelInfo) -> dict[str, Any]:
 
 
 def _modified_at(info: hub.ModelInfo) -> str:
-    return timestamp(datetime.fromtimestamp(max(info.created, 0), timezone.utc))
+    return timestamp(datetime.fromtimestamp(max(info.created, 0), UTC))
 
 
 def _tag(info: hub.ModelInfo) -> dict[str, Any]:

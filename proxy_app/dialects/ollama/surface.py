@@ -14,10 +14,10 @@ from django.urls import path, re_path
 
 from accounts.authentication import KeyIdentity
 from proxy_app.core import hub, pipeline
-from proxy_app.dialects.ollama import request as ol
 from proxy_app.dialects.http import json_response, read_body, stream_response
-from proxy_app.ledger.usage import CallContext
+from proxy_app.dialects.ollama import request as ol
 from proxy_app.dialects.surface import Dialect, bearer, endpoint, stream_frames, unknown_route
+from proxy_app.ledger.usage import CallContext
 
 DIALECT = Dialect("ollama", bearer, ol.build_error, 'Bearer realm="gateway"')
 
@@ -42,8 +42,11 @@ async def _generate(request, identity, ctx, parse, build, encoder_class) -> Http
     if ol.is_load_request(body):
         load = ol.parse_load_request(body)
         await pipeline.open_route(load.model, identity, ctx)  # unknown → 404, not allowed → 403
-        return json_response(ol.build_load_response(load.model, done_reason=load.done_reason,
-                                                    generate=parse is ol.parse_generate_request))
+        return json_response(
+            ol.build_load_response(
+                load.model, done_reason=load.done_reason, generate=parse is ol.parse_generate_request
+            )
+        )
     req = parse(body)
     route, client = await pipeline.open_chat_route(req, identity, ctx)
     await pipeline.prepare(req, route)

@@ -28,15 +28,33 @@ from proxy_app.dialects.openai.response import (
     build_model_list,
 )
 from proxy_app.dialects.validate import (
-    INT32, as_bool, as_function_name, as_int, as_list, as_number, as_object, as_string, fail, one_of, optional,
+    INT32,
+    as_bool,
+    as_function_name,
+    as_int,
+    as_list,
+    as_number,
+    as_object,
+    as_string,
+    fail,
+    one_of,
+    optional,
     request_body,
-)  # fmt: skip
+)
 
 __all__ = [  # the dialect's whole public surface, inbound and outbound
-    "parse_chat_request", "parse_completion_request", "parse_embed_request",
-    "build_chat_response", "build_completion_response", "build_embed_response", "build_error",
-    "build_model", "build_model_list", "ChatStreamEncoder", "CompletionStreamEncoder",
-]  # fmt: skip
+    "parse_chat_request",
+    "parse_completion_request",
+    "parse_embed_request",
+    "build_chat_response",
+    "build_completion_response",
+    "build_embed_response",
+    "build_error",
+    "build_model",
+    "build_model_list",
+    "ChatStreamEncoder",
+    "CompletionStreamEncoder",
+]
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 AUDIO_FORMATS = {"wav": "audio/wav", "mp3": "audio/mpeg"}
@@ -147,7 +165,12 @@ def _decode_base64(data: Any, param: str) -> bytes:
     return raw
 
 
-MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"), (b"%PDF-", "application/pdf"))
+MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF8", "image/gif"),
+    (b"%PDF-", "application/pdf"),
+)
 
 
 def _sniff_mime(raw: bytes) -> str:

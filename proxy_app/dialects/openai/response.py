@@ -48,10 +48,7 @@ def logprobs_dict(tokens: list[hub.TokenLogprob] | None) -> dict[str, Any] | Non
     """openai.md §4.1 shape, or None when the choice carries no logprobs."""
     if tokens is None:
         return None
-    content = [
-        {**_token(t.token, t.logprob), "top_logprobs": [_token(tok, lp) for tok, lp in t.top]}
-        for t in tokens
-    ]
+    content = [{**_token(t.token, t.logprob), "top_logprobs": [_token(tok, lp) for tok, lp in t.top]} for t in tokens]
     return {"content": content, "refusal": None}
 
 

@@ -7,18 +7,17 @@ import time
 from urllib.parse import unquote
 
 import orjson
-
 from django.http import HttpRequest, HttpResponse
 from django.urls import path, re_path
 
 from accounts.authentication import KeyIdentity
 from proxy_app.core import hub, pipeline
-from proxy_app.dialects.openai import request as oa
-from proxy_app.upstreams.openai_compat import codec as outbound
 from proxy_app.core.errors import GatewayError, NotFound
 from proxy_app.dialects.http import json_response, read_json, stream_response
-from proxy_app.ledger.usage import CallContext
+from proxy_app.dialects.openai import request as oa
 from proxy_app.dialects.surface import Dialect, bearer, endpoint, stream_frames, unknown_route
+from proxy_app.ledger.usage import CallContext
+from proxy_app.upstreams.openai_compat import codec as outbound
 
 DIALECT = Dialect("openai", bearer, oa.build_error, 'Bearer realm="gateway"')
 
@@ -41,7 +40,9 @@ async def _chat_like(
     completion_id, created = _ids(id_prefix)
     if req.stream:
         events = await pipeline.stream_chat(req, client, ctx)
-        encoder = encoder_class(req.model, completion_id=completion_id, created=created, include_usage=req.include_usage)
+        encoder = encoder_class(
+            req.model, completion_id=completion_id, created=created, include_usage=req.include_usage
+        )
         return stream_response(stream_frames(events, encoder), "text/event-stream")
     resp = await pipeline.chat(req, client, ctx)
     return json_response(build(resp, req.model, created=created, completion_id=completion_id))
@@ -89,8 +90,13 @@ async def chat(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) ->
 
 async def completions(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) -> HttpResponse:
     return await _chat_like(
-        request, identity, ctx, oa.parse_completion_request, oa.build_completion_response,
-        oa.CompletionStreamEncoder, "cmpl",
+        request,
+        identity,
+        ctx,
+        oa.parse_completion_request,
+        oa.build_completion_response,
+        oa.CompletionStreamEncoder,
+        "cmpl",
     )
 
 

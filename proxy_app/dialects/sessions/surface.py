@@ -11,12 +11,13 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
 from accounts.authentication import KeyIdentity
-from proxy_app.chat import page as chat_page, sessions
-from proxy_app.dialects.sessions import codec
+from proxy_app.chat import page as chat_page
+from proxy_app.chat import sessions
 from proxy_app.core.errors import Forbidden, GatewayError, InvalidRequest
 from proxy_app.dialects.http import json_response, read_json, stream_response
-from proxy_app.ledger.usage import CallContext
+from proxy_app.dialects.sessions import codec
 from proxy_app.dialects.surface import Dialect, bearer, endpoint, error_response, unknown_route
+from proxy_app.ledger.usage import CallContext
 
 DIALECT = Dialect("sessions", bearer, codec.build_error, 'Bearer realm="gateway"')
 
@@ -102,8 +103,9 @@ def by_method(**views):
         chosen = views.get(request.method.lower())
         if chosen is not None:
             return await chosen(request, **kwargs)
-        err = InvalidRequest(f"Method {request.method} is not allowed here; use {allowed}.",
-                             code="method_not_allowed", status=405)
+        err = InvalidRequest(
+            f"Method {request.method} is not allowed here; use {allowed}.", code="method_not_allowed", status=405
+        )
         response = error_response(DIALECT, err)
         response["Allow"] = allowed
         return response
@@ -116,14 +118,20 @@ urlpatterns = [
     path("start_chat", endpoint(DIALECT, "POST", "start_chat", start_chat)),
     path("send_message", endpoint(DIALECT, "POST", "send_message", send_message)),
     path("end_chat", endpoint(DIALECT, "POST", "end_chat", end_chat)),
-    path("v1/sessions", by_method(
-        get=endpoint(DIALECT, "GET", "sessions.list", list_own),
-        post=endpoint(DIALECT, "POST", "sessions.create", create),
-    )),
-    path("v1/sessions/<str:chat_id>", by_method(
-        get=endpoint(DIALECT, "GET", "sessions.retrieve", retrieve),
-        delete=endpoint(DIALECT, "DELETE", "sessions.delete", delete),
-    )),
+    path(
+        "v1/sessions",
+        by_method(
+            get=endpoint(DIALECT, "GET", "sessions.list", list_own),
+            post=endpoint(DIALECT, "POST", "sessions.create", create),
+        ),
+    ),
+    path(
+        "v1/sessions/<str:chat_id>",
+        by_method(
+            get=endpoint(DIALECT, "GET", "sessions.retrieve", retrieve),
+            delete=endpoint(DIALECT, "DELETE", "sessions.delete", delete),
+        ),
+    ),
     path("v1/sessions/<str:chat_id>/messages", endpoint(DIALECT, "POST", "sessions.message", post_message)),
     path("v1/sessions/<path:rest>", unknown_route(DIALECT)),
     *chat_page.urlpatterns,

@@ -1,14 +1,17 @@
 """Add (or update) an upstream: a Gemini or OpenAI-compatible server the gateway calls."""
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import URLValidator
-from django.core.exceptions import ValidationError
 
 from proxy_app.models import Upstream
 
 
 class Command(BaseCommand):
-    help = "Add or update an upstream. The key is stored encrypted (--api-key) or read from an env variable (--api-key-env)."
+    help = (
+        "Add or update an upstream. The key is stored encrypted (--api-key) "
+        "or read from an env variable (--api-key-env)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("name")
@@ -36,4 +39,6 @@ class Command(BaseCommand):
             upstream.api_key_env, upstream.api_key_encrypted = opts["api_key_env"], ""
         upstream.full_clean()
         upstream.save()
-        self.stdout.write(f"{'Added' if created else 'Updated'} upstream {upstream.name!r} ({upstream.kind}, {upstream.base_url}).")
+        self.stdout.write(
+            f"{'Added' if created else 'Updated'} upstream {upstream.name!r} ({upstream.kind}, {upstream.base_url})."
+        )

@@ -26,4 +26,6 @@ class Command(BaseCommand):
         )
         target = upstream.name if upstream else "default Gemini upstream"
         verb = "Mapped" if created else "Re-mapped"
-        self.stdout.write(f"{verb} {mapping.alias!r} → {mapping.upstream_model!r} on {target}{' (hidden)' if mapping.hidden else ''}.")
+        self.stdout.write(
+            f"{verb} {mapping.alias!r} → {mapping.upstream_model!r} on {target}{' (hidden)' if mapping.hidden else ''}."
+        )

@@ -1,9 +1,9 @@
 """Roll complete past days of usage into daily totals and prune old raw rows (safe from cron).
 
-    rollup_usage                       # retention from the admin (Usage retention), else the setting
-    rollup_usage --retention-days 30   # this run only
-    rollup_usage --retention-days 0    # roll up, prune nothing
-    rollup_usage --since 2026-01-01    # re-roll from this day (days whose raw rows still exist)
+rollup_usage                       # retention from the admin (Usage retention), else the setting
+rollup_usage --retention-days 30   # this run only
+rollup_usage --retention-days 0    # roll up, prune nothing
+rollup_usage --since 2026-01-01    # re-roll from this day (days whose raw rows still exist)
 """
 
 from __future__ import annotations
@@ -19,9 +19,13 @@ class Command(BaseCommand):
     help = "Roll usage records of complete UTC days into daily per user x model totals; prune old raw rows."
 
     def add_arguments(self, parser):
-        parser.add_argument("--retention-days", type=int, default=None,
-                            help="Keep raw rows this many days (0: forever). Default: the admin's value, "
-                                 "else GATEWAY_USAGE_RETENTION_DAYS.")  # fmt: skip
+        parser.add_argument(
+            "--retention-days",
+            type=int,
+            default=None,
+            help="Keep raw rows this many days (0: forever). Default: the admin's value, "
+            "else GATEWAY_USAGE_RETENTION_DAYS.",
+        )
         parser.add_argument("--since", default=None, help="YYYY-MM-DD (UTC): re-roll from this day.")
 
     def handle(self, *args, **opts):
@@ -45,5 +49,7 @@ class Command(BaseCommand):
         elif result.pruned_before is None:
             self.stdout.write("nothing pruned: no day is rolled up yet")
         else:
-            self.stdout.write(f"pruned {result.pruned_rows} raw usage rows of days before {result.pruned_before} "
-                              f"(retention {result.retention_days} days)")  # fmt: skip
+            self.stdout.write(
+                f"pruned {result.pruned_rows} raw usage rows of days before {result.pruned_before} "
+                f"(retention {result.retention_days} days)"
+            )

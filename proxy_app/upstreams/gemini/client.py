@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 import orjson
 
 from proxy_app.core import hub
-from proxy_app.upstreams.gemini import codec
 from proxy_app.core.errors import UpstreamError
 from proxy_app.upstreams.base import UpstreamClient, error_body, json_body, sse_objects, upstream_failures
+from proxy_app.upstreams.gemini import codec
 from proxy_app.upstreams.http import get_client
 
 
@@ -70,7 +70,9 @@ class GeminiClient(UpstreamClient):
         url = self._url(model, "streamGenerateContent") + "?alt=sse"
         finished = False
         with upstream_failures(self.config.name):
-            async with get_client().stream("POST", url, content=orjson.dumps(body), headers=self._headers()) as response:
+            async with get_client().stream(
+                "POST", url, content=orjson.dumps(body), headers=self._headers()
+            ) as response:
                 if response.status_code != 200:
                     await response.aread()
                     raise codec.parse_error(
@@ -91,7 +93,9 @@ class GeminiClient(UpstreamClient):
         bodies = await asyncio.gather(*(self._post(url, codec.build_batch_embed_request(req, b)) for b in batches))
         vectors = [v for body in bodies for v in codec.parse_batch_embed_response(body)]
         if len(vectors) != len(req.inputs):
-            raise UpstreamError(f"upstream '{self.config.name}' returned {len(vectors)} embeddings for {len(req.inputs)} inputs")
+            raise UpstreamError(
+                f"upstream '{self.config.name}' returned {len(vectors)} embeddings for {len(req.inputs)} inputs"
+            )
         # Gemini reports no usage for embeddings (gemini.md §11): estimate, flagged as such.
         tokens = sum(hub.estimate_tokens(text) for text in req.inputs)
         return hub.EmbedResponse(vectors=vectors, usage=hub.Usage(prompt_tokens=tokens, source="estimated"))

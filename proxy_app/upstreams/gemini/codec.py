@@ -16,13 +16,34 @@ import string
 from itertools import groupby
 from typing import Any
 
+from proxy_app.core.errors import (
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from proxy_app.core.hub import (
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    ChoiceDelta,
+    EmbedRequest,
+    FinishReason,
+    Message,
+    ModelInfo,
+    Part,
+    ResponseFormat,
+    StreamEvent,
+    TokenLogprob,
+    Tool,
+    ToolCall,
+    Usage,
+)
 from proxy_app.upstreams.gemini import schema as wire
 from proxy_app.upstreams.gemini.schema import read_float, read_int, read_list, read_obj, read_str
-from proxy_app.core.errors import GatewayError, InvalidRequest, NotFound, RateLimited, UpstreamError
-from proxy_app.core.errors import UpstreamTimeout, UpstreamUnavailable
-from proxy_app.core.hub import ChatRequest, ChatResponse, Choice, ChoiceDelta, EmbedRequest, FinishReason
-from proxy_app.core.hub import Message, ModelInfo, Part, ResponseFormat, StreamEvent, TokenLogprob, Tool
-from proxy_app.core.hub import ToolCall, Usage
 
 EMBED_BATCH_LIMIT = 100  # "at most 100 requests can be in one batch" (gemini.md ยง11)
 # Ids the gateway invents for Gemini's id-less function calls; only these are stripped on replay,
@@ -36,9 +57,13 @@ _PLACEHOLDER_TEXT = " "  # Gemini rejects "" but accepts one space (mapping.md ย
 _PLAIN_PART_KEYS = {"text", "inlineData"}
 _ROLES = {"user": "user", "assistant": "model"}
 _CALLING_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
-_USAGE_KEYS = (
-    "promptTokenCount toolUsePromptTokenCount candidatesTokenCount thoughtsTokenCount cachedContentTokenCount"
-).split()
+_USAGE_KEYS = [
+    "promptTokenCount",
+    "toolUsePromptTokenCount",
+    "candidatesTokenCount",
+    "thoughtsTokenCount",
+    "cachedContentTokenCount",
+]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -69,10 +69,17 @@ ERROR_FINISH_MESSAGES = {  # shown when the candidate carries no finishMessage
     "UNEXPECTED_TOOL_CALL": "the model called a tool that was not enabled",
     "TOO_MANY_TOOL_CALLS": "the model made too many tool calls",
 }
-_FILTER_REASONS = (
-    "SAFETY RECITATION LANGUAGE BLOCKLIST PROHIBITED_CONTENT SPII "
-    "IMAGE_SAFETY IMAGE_PROHIBITED_CONTENT IMAGE_RECITATION"
-).split()
+_FILTER_REASONS = [
+    "SAFETY",
+    "RECITATION",
+    "LANGUAGE",
+    "BLOCKLIST",
+    "PROHIBITED_CONTENT",
+    "SPII",
+    "IMAGE_SAFETY",
+    "IMAGE_PROHIBITED_CONTENT",
+    "IMAGE_RECITATION",
+]
 _FINISH_REASONS: dict[str, FinishReason] = {
     "STOP": "stop",
     "MAX_TOKENS": "length",

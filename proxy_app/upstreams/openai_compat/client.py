@@ -20,10 +20,10 @@ import httpx
 import orjson
 
 from proxy_app.core import hub
-from proxy_app.upstreams.openai_compat import codec
 from proxy_app.core.errors import GatewayError, UpstreamError
 from proxy_app.upstreams.base import UpstreamClient, error_body, json_body, sse_objects, upstream_failures
 from proxy_app.upstreams.http import get_client
+from proxy_app.upstreams.openai_compat import codec
 
 
 @dataclass

@@ -22,15 +22,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy_app.core import hub
+from proxy_app.core.errors import UpstreamError
 from proxy_app.dialects.openai.request import SYNTHETIC_CALL_PREFIX
 from proxy_app.upstreams.openai_compat.errors import in_band_error, parse_error
 from proxy_app.upstreams.openai_compat.request import build_chat_request, build_embed_request
-from proxy_app.core.errors import UpstreamError
 
 __all__ = [  # the upstream codec's whole public surface: requests, replies, stream, errors
-    "build_chat_request", "build_embed_request", "parse_chat_response", "parse_usage", "usage_of",
-    "chunk_chars", "StreamReader", "parse_error", "in_band_error", "parse_embed_response", "parse_model_list",
-]  # fmt: skip
+    "build_chat_request",
+    "build_embed_request",
+    "parse_chat_response",
+    "parse_usage",
+    "usage_of",
+    "chunk_chars",
+    "StreamReader",
+    "parse_error",
+    "in_band_error",
+    "parse_embed_response",
+    "parse_model_list",
+]
 
 INVALID_ARGUMENTS = "upstream returned invalid tool call arguments"
 # Chat finish reasons an OpenAI-compatible server may send (openai.md §4); "error" is OpenRouter's.

@@ -23,7 +23,7 @@ from proxy_app.core.errors import (
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
-)  # fmt: skip
+)
 
 DEFAULT_RETRY_AFTER = 30  # seconds, when a 429 names no delay
 

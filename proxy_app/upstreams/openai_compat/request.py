@@ -11,13 +11,16 @@ import mimetypes
 from typing import Any
 
 from proxy_app.core import hub
+from proxy_app.core.errors import InvalidRequest
 from proxy_app.dialects.openai.request import AUDIO_FORMATS
 from proxy_app.dialects.openai.response import tool_call_dict
-from proxy_app.core.errors import InvalidRequest
 
 _AUDIO_MIME = {mime: fmt for fmt, mime in AUDIO_FORMATS.items()} | {
-    "audio/mp3": "mp3", "audio/x-wav": "wav", "audio/wave": "wav", "audio/x-mp3": "mp3",
-}  # fmt: skip
+    "audio/mp3": "mp3",
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "audio/x-mp3": "mp3",
+}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -147,8 +150,10 @@ def _response_format(fmt: hub.ResponseFormat) -> dict[str, Any]:
 def build_embed_request(req: hub.EmbedRequest) -> dict[str, Any]:
     """Always float vectors: the gateway re-encodes for its own clients (mapping.md §10)."""
     body: dict[str, Any] = {
-        "model": req.upstream_model or req.model, "input": list(req.inputs), "encoding_format": "float",
-    }  # fmt: skip
+        "model": req.upstream_model or req.model,
+        "input": list(req.inputs),
+        "encoding_format": "float",
+    }
     if req.dimensions:
         body["dimensions"] = req.dimensions
     return body
