@@ -23,7 +23,7 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
 from gateway_site.middleware import RequestIdASGI, is_proxy_path  # noqa: E402
-from proxy_app.core.edge import ProxyEdge  # noqa: E402
+from proxy_app.call.edge import ProxyEdge  # noqa: E402
 from proxy_app.ops.observability import MetricsASGI  # noqa: E402
 
 django_app = get_asgi_application()

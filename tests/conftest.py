@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 
 from accounts import authentication
-from proxy_app.core import routing
+from proxy_app.call import routing
 from proxy_app.ledger.usage import writer
 from proxy_app.upstreams import http as upstream_http
 from tests.fakes.gemini import FakeGemini

@@ -167,7 +167,7 @@ def test_upstream_errors_map_to_statuses(openai_client, fake_gemini, usage_rows,
 
 def test_upstream_auth_failure_is_502_without_the_key(openai_client, fake_gemini, settings):
     settings.GEMINI_API_KEY = "wrong-upstream-key"
-    from proxy_app.core import routing
+    from proxy_app.call import routing
 
     routing.clear_cache()
     with pytest.raises(openai.InternalServerError) as info:
@@ -204,7 +204,7 @@ def test_non_json_upstream_reply_is_502(openai_client, fake_gemini):
 
 
 def test_no_upstream_configured_is_503_with_help(openai_client, settings):
-    from proxy_app.core import routing
+    from proxy_app.call import routing
 
     settings.GEMINI_API_KEY = ""
     routing.clear_cache()

@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 
 from accounts import authentication
-from proxy_app.core import routing
+from proxy_app.call import routing
 from proxy_app.dialects.sessions import codec
 from proxy_app.ledger import counters, quota
 from proxy_app.ledger.counters import MemoryCounters

@@ -14,8 +14,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
 
+from proxy_app.call import pipeline
 from proxy_app.chat import sessions
-from proxy_app.core import hub, pipeline
+from proxy_app.core import hub
 from proxy_app.core.errors import GatewayError
 
 

@@ -35,7 +35,8 @@ from django.utils import timezone
 from accounts.authentication import KeyIdentity
 from accounts.models import ApiKey
 from accounts.services import KeyServiceError, issue_key
-from proxy_app.core import hub, pipeline
+from proxy_app.call import pipeline
+from proxy_app.core import hub
 from proxy_app.core.errors import InvalidRequest, NotFound, Unauthorized
 from proxy_app.dialects.sessions import codec
 from proxy_app.dialects.sessions.codec import ChatState, NewChat

@@ -1,1 +1,1 @@
-"""The core: the hub representation, errors, and the one pipeline that runs every call."""
+"""The ground floor: the hub representation every dialect and upstream translates to, and the errors."""

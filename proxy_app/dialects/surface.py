@@ -148,6 +148,6 @@ def _ping_db() -> None:
 
 
 async def _upstream_configured() -> bool:
-    from proxy_app.core import routing
+    from proxy_app.call import routing
 
     return (await routing.table()).default_gemini is not None

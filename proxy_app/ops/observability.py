@@ -207,7 +207,7 @@ def _known_models() -> frozenset[str]:
     is rebuilt only when one of them was reloaded.
     """
     global _known
-    from proxy_app.core import pipeline, routing
+    from proxy_app.call import pipeline, routing
 
     table = routing._table  # the cached table itself: routing.table() would be async and may query
     lists = pipeline._upstream_models

@@ -13,7 +13,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path, re_path
 
 from accounts.authentication import KeyIdentity
-from proxy_app.core import hub, pipeline
+from proxy_app.call import pipeline
+from proxy_app.core import hub
 from proxy_app.dialects.http import json_response, read_body, stream_response
 from proxy_app.dialects.ollama import request as ol
 from proxy_app.dialects.surface import Dialect, bearer, endpoint, stream_frames, unknown_route

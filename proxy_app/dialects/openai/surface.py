@@ -11,7 +11,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path, re_path
 
 from accounts.authentication import KeyIdentity
-from proxy_app.core import hub, pipeline
+from proxy_app.call import pipeline
+from proxy_app.core import hub
 from proxy_app.core.errors import GatewayError, NotFound
 from proxy_app.dialects.http import json_response, read_json, stream_response
 from proxy_app.dialects.openai import request as oa

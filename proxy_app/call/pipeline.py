@@ -22,7 +22,8 @@ from django.conf import settings
 
 from accounts.authentication import KeyIdentity
 from gateway_site.singleflight import SingleFlight
-from proxy_app.core import hub, media, routing, signatures
+from proxy_app.call import media, routing, signatures
+from proxy_app.core import hub
 from proxy_app.core.errors import GatewayError, UpstreamError
 from proxy_app.ledger import quota, usage
 from proxy_app.ledger.usage import CallContext

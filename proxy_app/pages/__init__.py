@@ -1,0 +1,1 @@
+"""Pages for members (not staff): the member's own usage and limits."""
