@@ -41,7 +41,7 @@ async def django_http(scope, receive, send):
 async def lifespan(scope, receive, send):
     """ASGI lifespan (uvicorn, granian; daphne has none): at shutdown, after the server has let
     open requests finish, write every queued usage row before the process exits."""
-    from proxy_app.ledger.usage import writer
+    from proxy_app.core.writer import writer
 
     while True:
         message = await receive()

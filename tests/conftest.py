@@ -16,7 +16,7 @@ import uvicorn
 
 from accounts import authentication
 from proxy_app.call import routing
-from proxy_app.ledger.usage import writer
+from proxy_app.core.writer import writer
 from proxy_app.upstreams import http as upstream_http
 from tests.fakes.gemini import FakeGemini
 

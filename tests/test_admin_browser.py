@@ -19,7 +19,7 @@ from django.core.management import call_command
 
 from accounts.keys import hash_secret
 from accounts.models import ApiKey
-from proxy_app.ledger.usage import writer
+from proxy_app.core.writer import writer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

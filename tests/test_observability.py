@@ -8,11 +8,13 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from proxy_app.core.context import UsageRow
 from proxy_app.ops import observability
 from proxy_app.ops.observability import JsonLineFormatter
 from tests.test_server import ROOT, Gateway, manage
@@ -230,7 +232,7 @@ def test_rotating_file_log(tmp_path):
 # Metrics
 
 
-def fake_row(**changes) -> dict:
+def fake_row(**changes) -> UsageRow:
     """A usage row as usage.record() builds it."""
     row = {
         "created_at": datetime.now(UTC),
@@ -255,8 +257,10 @@ def fake_row(**changes) -> dict:
         "client_disconnected": False,
         "latency_ms": 120,
         "ttft_ms": None,
+        "cost_usd": Decimal(0),
+        "detailed": False,
     }
-    return {**row, **changes}
+    return UsageRow(**{**row, **changes})
 
 
 def test_metrics_count_requests_tokens_and_latency(gateway_url, api_key, fake_gemini, mapping, usage_rows):
@@ -356,7 +360,7 @@ def test_default_metrics_access_is_loopback_only(client, allowed):
 def test_model_label_is_bounded(monkeypatch):
     monkeypatch.setattr(observability, "_served", set())
     monkeypatch.setattr(observability, "MODEL_LABEL_CAP", 2)
-    monkeypatch.setattr(observability, "_known_models", lambda: frozenset({"gpt-4o", "gemini-2.5-flash-lite"}))
+    monkeypatch.setattr(observability, "_model_names", lambda: frozenset({"gpt-4o", "gemini-2.5-flash-lite"}))
     assert observability.model_label("", 401) == "none"
     assert observability.model_label("gpt-4o:latest", 404) == "gpt-4o"  # an alias (routing table)
     assert observability.model_label("gemini-2.5-flash-lite", 429) == "gemini-2.5-flash-lite"  # mapped/listed
@@ -449,5 +453,6 @@ def test_bad_multiprocess_dir_fails_at_start(tmp_path):
 
 
 def test_request_finished_never_raises(caplog):
-    observability.request_finished({"request_id": "req-broken"})  # a malformed row: logged, not raised
+    row = fake_row(request_id="req-broken", created_at=None)  # a malformed row: logged, not raised
+    observability.request_finished(row)
     assert "req-broken" in caplog.text

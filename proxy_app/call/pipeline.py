@@ -24,9 +24,10 @@ from accounts.authentication import KeyIdentity
 from gateway_site.singleflight import SingleFlight
 from proxy_app.call import media, routing, signatures
 from proxy_app.core import hub
+from proxy_app.core.context import CallContext
 from proxy_app.core.errors import GatewayError, UpstreamError
 from proxy_app.ledger import quota, usage
-from proxy_app.ledger.usage import CallContext
+from proxy_app.ops import observability
 from proxy_app.upstreams import UpstreamClient, client_for
 
 log = logging.getLogger(__name__)
@@ -223,6 +224,26 @@ class _Tally:
 
 _upstream_models: dict[str, tuple[float, list[hub.ModelInfo]]] = {}
 _model_lists = SingleFlight()  # one upstream list call per burst of /v1/models misses
+_known: tuple[object, frozenset[str]] = (None, frozenset())
+
+
+def _known_model_names() -> frozenset[str]:
+    """Aliases and upstream models from the routing table and the cached upstream model lists, for
+    the metrics' model label. Both are in-process caches refreshed anyway (no query here); the set
+    is rebuilt only when one of them was reloaded."""
+    global _known
+    table = routing._table  # the cached table itself: routing.table() would be async and may query
+    stamp = (table.loaded_at if table else None, tuple(loaded for loaded, _ in _upstream_models.values()))
+    if _known[0] != stamp:
+        names = {info.id for _, models in _upstream_models.values() for info in models}
+        if table is not None:
+            names.update(table.mappings)
+            names.update(m.upstream_model for m in table.mappings.values())
+        _known = (stamp, frozenset(names))
+    return _known[1]
+
+
+observability.known_models_from(_known_model_names)
 
 
 async def list_models(identity: KeyIdentity) -> list[hub.ModelInfo]:

@@ -2,22 +2,42 @@
 
 Signatures travel to OpenAI clients in `tool_calls[].extra_content.google.thought_signature`;
 many clients drop that field when they send the history back. Gemini 3 then rejects the request,
-so the gateway remembers each signature (written in batches with the usage rows, never on the
-request path) and restores missing ones with a single query, only for Gemini 3 requests.
+so the gateway remembers each signature (written in batches by the background writer, never on
+the request path) and restores missing ones with a single query, only for Gemini 3 requests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from proxy_app.core import hub
-from proxy_app.ledger.usage import writer
+from proxy_app.core.writer import writer
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A writer job: one tool call's thought signature."""
+
+    tool_call_id: str
+    signature: str
 
 
 def remember(calls: Iterable[hub.ToolCall]) -> None:
     for call in calls:
         if call.thought_signature and call.id:
-            writer.submit({"signature": (call.id[:128], call.thought_signature)})
+            writer.submit(Signature(call.id[:128], call.thought_signature))
+
+
+def write_signatures(jobs: list[Signature]) -> None:
+    """On the writer thread: a batch of signatures (a tool call id already stored keeps its first)."""
+    from proxy_app.models import ThoughtSignature
+
+    rows = [ThoughtSignature(tool_call_id=job.tool_call_id, signature=job.signature) for job in jobs]
+    ThoughtSignature.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+writer.register(Signature, write_signatures)
 
 
 async def restore(messages: list[hub.Message]) -> None:

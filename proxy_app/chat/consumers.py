@@ -44,10 +44,10 @@ from django.urls import path
 
 from accounts.authentication import AuthFailure, KeyIdentity, authenticate_secret, bearer_secret
 from proxy_app.chat import sessions
+from proxy_app.core.context import CallContext
 from proxy_app.core.errors import GatewayError, InvalidRequest, Unauthorized
 from proxy_app.dialects.sessions import codec
 from proxy_app.ledger import usage
-from proxy_app.ledger.usage import CallContext
 
 log = logging.getLogger(__name__)
 UNAUTHORIZED_CLOSE = 4401

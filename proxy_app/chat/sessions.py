@@ -37,11 +37,11 @@ from accounts.models import ApiKey
 from accounts.services import KeyServiceError, issue_key
 from proxy_app.call import pipeline
 from proxy_app.core import hub
+from proxy_app.core.context import CallContext
 from proxy_app.core.errors import InvalidRequest, NotFound, Unauthorized
 from proxy_app.dialects.sessions import codec
 from proxy_app.dialects.sessions.codec import ChatState, NewChat
 from proxy_app.ledger import usage
-from proxy_app.ledger.usage import CallContext
 from proxy_app.models import ChatSession
 
 log = logging.getLogger(__name__)

@@ -20,10 +20,10 @@ from rest_framework.response import Response
 
 from accounts.authentication import AuthFailure, authenticate_secret, bearer_secret
 from proxy_app.core import hub
+from proxy_app.core.context import CallContext
 from proxy_app.core.errors import GatewayError, InvalidRequest, NotFound, Unauthorized
 from proxy_app.dialects.http import json_response
 from proxy_app.ledger import usage
-from proxy_app.ledger.usage import CallContext
 from proxy_app.ops import detail_log
 
 log = logging.getLogger(__name__)

@@ -27,6 +27,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from gateway_site.singleflight import SingleFlight
+from proxy_app.core.writer import writer
 
 SECRET_HEADERS = {"authorization", "x-goog-api-key", "api-key", "x-api-key", "cookie", "proxy-authorization"}
 MEDIA_KEYS = {"data", "images", "file_data", "fileData", "bytes"}  # values that hold base64 media
@@ -166,13 +167,11 @@ async def _assembled(trace: Trace, status: int, frames: AsyncIterator[bytes]) ->
 def _write(trace: Trace) -> None:
     if not trace.keep:
         return
-    from proxy_app.ledger.usage import writer
-
     if trace.upstream_events:
         trace.stages["upstream_response"] = {"status": 200, "events": trace.upstream_events}
     day = time.strftime("%Y-%m-%d", time.gmtime())
     payload = orjson.dumps({"request_id": trace.request_id, **trace.stages}, default=str, option=orjson.OPT_INDENT_2)
-    writer.submit({"detail_log": (f"{day}/{safe_name(trace.request_id)}.json", payload)})
+    writer.submit(DetailLogFile(f"{day}/{safe_name(trace.request_id)}.json", payload))
 
 
 def safe_name(request_id: str) -> str:
@@ -183,13 +182,25 @@ def path_for(request_id: str, day: str) -> Path:
     return Path(settings.DETAIL_LOG_DIR) / day / f"{safe_name(request_id)}.json"
 
 
-def write_file(relative: str, payload: bytes) -> None:
-    """Called in the usage writer thread: write, then keep the directory under its size cap."""
+@dataclass(frozen=True)
+class DetailLogFile:
+    """A writer job: one request's detail log, to be stored at DETAIL_LOG_DIR/`relative`."""
+
+    relative: str
+    payload: bytes
+
+
+def write_files(jobs: list[DetailLogFile]) -> None:
+    """On the writer thread: write the files, then keep the directory under its size cap."""
     root = Path(settings.DETAIL_LOG_DIR)
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(payload)
+    for job in jobs:
+        path = root / job.relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(job.payload)
     _enforce_cap(root)
+
+
+writer.register(DetailLogFile, write_files)
 
 
 def _enforce_cap(root: Path) -> None:

@@ -25,10 +25,13 @@ import ipaddress
 import logging
 import os
 import re
+from collections.abc import Callable
 
 import orjson
 from django.conf import settings
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app, multiprocess
+
+from proxy_app.core.context import UsageRow
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("gateway.access")
@@ -87,8 +90,8 @@ LIMIT_REFUSALS = Counter(
 # The hook
 
 
-def request_finished(row: dict) -> None:
-    """Access line and metrics for one finished request (`row`: usage.record()'s UsageRecord fields).
+def request_finished(row: UsageRow) -> None:
+    """Access line and metrics for one finished request (the UsageRow that usage.record() built).
 
     Never raises: a fault here must not turn into a failed request.
     """
@@ -97,34 +100,34 @@ def request_finished(row: dict) -> None:
             access_log.info(access_line(row))
         observe(row)
     except Exception:
-        log.exception("could not log or count request %s", row.get("request_id"))
+        log.exception("could not log or count request %s", getattr(row, "request_id", "?"))
 
 
-def access_line(row: dict) -> dict:
+def access_line(row: UsageRow) -> dict:
     """The access-log fields, in a stable order."""
     return {
-        "ts": row["created_at"].isoformat(timespec="milliseconds"),
+        "ts": row.created_at.isoformat(timespec="milliseconds"),
         "event": "request",
-        "request_id": row["request_id"],
-        "user_id": row["user_id"],
-        "key_prefix": row["key_prefix"],
-        "dialect": row["dialect"],
-        "endpoint": row["endpoint"],
-        "model": row["requested_model"],
-        "upstream": row["upstream_name"],
-        "upstream_model": row["upstream_model"],
-        "status": row["status"],
-        "error_code": row["error_code"] or None,
-        "prompt_tokens": row["prompt_tokens"],
-        "completion_tokens": row["completion_tokens"],
-        "reasoning_tokens": row["reasoning_tokens"],
-        "cached_tokens": row["cached_tokens"],
-        "total_tokens": row["total_tokens"],
-        "token_source": row["token_source"],
-        "latency_ms": row["latency_ms"],
-        "ttft_ms": row["ttft_ms"],
-        "streamed": row["streamed"],
-        "disconnected": row["client_disconnected"],
+        "request_id": row.request_id,
+        "user_id": row.user_id,
+        "key_prefix": row.key_prefix,
+        "dialect": row.dialect,
+        "endpoint": row.endpoint,
+        "model": row.requested_model,
+        "upstream": row.upstream_name,
+        "upstream_model": row.upstream_model,
+        "status": row.status,
+        "error_code": row.error_code or None,
+        "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens,
+        "reasoning_tokens": row.reasoning_tokens,
+        "cached_tokens": row.cached_tokens,
+        "total_tokens": row.total_tokens,
+        "token_source": row.token_source,
+        "latency_ms": row.latency_ms,
+        "ttft_ms": row.ttft_ms,
+        "streamed": row.streamed,
+        "disconnected": row.client_disconnected,
     }
 
 
@@ -140,21 +143,21 @@ class JsonLineFormatter(logging.Formatter):
         return orjson.dumps(payload, default=str).decode()
 
 
-def observe(row: dict) -> None:
-    dialect, status = row["dialect"], row["status"]
-    model = model_label(row["requested_model"], status)
+def observe(row: UsageRow) -> None:
+    dialect, status = row.dialect, row.status
+    model = model_label(row.requested_model, status)
     _child(REQUESTS, dialect, model, str(status)).inc()
-    if row["prompt_tokens"]:
-        _child(TOKENS, dialect, model, "prompt").inc(row["prompt_tokens"])
-    if row["completion_tokens"]:
-        _child(TOKENS, dialect, model, "completion").inc(row["completion_tokens"])
-    _child(LATENCY, dialect, model).observe(row["latency_ms"] / 1000)
-    if row["ttft_ms"] is not None:
-        _child(TTFT, dialect, model).observe(row["ttft_ms"] / 1000)
+    if row.prompt_tokens:
+        _child(TOKENS, dialect, model, "prompt").inc(row.prompt_tokens)
+    if row.completion_tokens:
+        _child(TOKENS, dialect, model, "completion").inc(row.completion_tokens)
+    _child(LATENCY, dialect, model).observe(row.latency_ms / 1000)
+    if row.ttft_ms is not None:
+        _child(TTFT, dialect, model).observe(row.ttft_ms / 1000)
     if status in UPSTREAM_FAILURES:
-        _child(UPSTREAM_ERRORS, row["upstream_name"] or "none", _code_label(row["error_code"])).inc()
-    elif status == 429 and row["error_code"] in LIMIT_CODES:
-        _child(LIMIT_REFUSALS, dialect, row["error_code"]).inc()
+        _child(UPSTREAM_ERRORS, row.upstream_name or "none", _code_label(row.error_code)).inc()
+    elif status == 429 and row.error_code in LIMIT_CODES:
+        _child(LIMIT_REFUSALS, dialect, row.error_code).inc()
 
 
 _children: dict[tuple, object] = {}
@@ -174,7 +177,6 @@ def _child(metric, *labels: str):
 
 _CODE = re.compile(r"^[a-z0-9_]{1,48}$")
 _MODEL = re.compile(r"^[A-Za-z0-9._:/-]{1,100}$")
-_known: tuple[object, frozenset[str]] = (None, frozenset())
 _served: set[str] = set()
 _codes: set[str] = set()
 
@@ -183,7 +185,7 @@ def model_label(requested: str, status: int) -> str:
     """`requested` when it names a known model (alias, mapped or listed upstream model), else "other"."""
     if not requested:
         return "none"
-    known, names = _known_models(), _candidates(requested)
+    known, names = _model_names(), _candidates(requested)
     for name in names:
         if name in known or name in _served:
             return name
@@ -200,25 +202,15 @@ def _candidates(requested: str) -> tuple[str, ...]:
     return (requested, base, base.removesuffix(":latest").removesuffix(":search"))
 
 
-def _known_models() -> frozenset[str]:
-    """Aliases and upstream models from the routing table and the cached upstream model lists.
+_model_names: Callable[[], frozenset[str]] = frozenset  # until the pipeline says where names come from
 
-    Both are in-process caches that routing and pipeline refresh anyway (no query here); the set
-    is rebuilt only when one of them was reloaded.
-    """
-    global _known
-    from proxy_app.call import pipeline, routing
 
-    table = routing._table  # the cached table itself: routing.table() would be async and may query
-    lists = pipeline._upstream_models
-    stamp = (table.loaded_at if table else None, tuple(loaded for loaded, _ in lists.values()))
-    if _known[0] != stamp:
-        names = {info.id for _, models in lists.values() for info in models}
-        if table is not None:
-            names.update(table.mappings)
-            names.update(m.upstream_model for m in table.mappings.values())
-        _known = (stamp, frozenset(names))
-    return _known[1]
+def known_models_from(source: Callable[[], frozenset[str]]) -> None:
+    """Where the model names that get a label of their own come from: the pipeline passes its
+    routing table's aliases and upstream models (a cached set, no query), so this module needs
+    to import neither."""
+    global _model_names
+    _model_names = source
 
 
 def _code_label(code: str) -> str:

@@ -16,13 +16,13 @@ from django.urls import path, re_path
 from accounts.authentication import KeyIdentity
 from proxy_app.call import pipeline
 from proxy_app.core import hub
+from proxy_app.core.context import CallContext
 from proxy_app.core.errors import GatewayError, InvalidRequest, NotFound
 from proxy_app.dialects.gemini import request as gn
 from proxy_app.dialects.http import json_response, read_json, stream_response
 from proxy_app.dialects.openai import surface as openai_api
 from proxy_app.dialects.surface import Dialect, bearer, endpoint, stream_frames, unknown_route
 from proxy_app.ledger import usage
-from proxy_app.ledger.usage import CallContext
 
 STREAM = "streamGenerateContent"
 METHODS = ("generateContent", STREAM, "countTokens", "embedContent", "batchEmbedContents")

@@ -15,10 +15,10 @@ from django.urls import path, re_path
 from accounts.authentication import KeyIdentity
 from proxy_app.call import pipeline
 from proxy_app.core import hub
+from proxy_app.core.context import CallContext
 from proxy_app.dialects.http import json_response, read_body, stream_response
 from proxy_app.dialects.ollama import request as ol
 from proxy_app.dialects.surface import Dialect, bearer, endpoint, stream_frames, unknown_route
-from proxy_app.ledger.usage import CallContext
 
 DIALECT = Dialect("ollama", bearer, ol.build_error, 'Bearer realm="gateway"')
 

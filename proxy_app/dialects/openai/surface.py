@@ -13,11 +13,11 @@ from django.urls import path, re_path
 from accounts.authentication import KeyIdentity
 from proxy_app.call import pipeline
 from proxy_app.core import hub
+from proxy_app.core.context import CallContext
 from proxy_app.core.errors import GatewayError, NotFound
 from proxy_app.dialects.http import json_response, read_json, stream_response
 from proxy_app.dialects.openai import request as oa
 from proxy_app.dialects.surface import Dialect, bearer, endpoint, stream_frames, unknown_route
-from proxy_app.ledger.usage import CallContext
 from proxy_app.upstreams.openai_compat import codec as outbound
 
 DIALECT = Dialect("openai", bearer, oa.build_error, 'Bearer realm="gateway"')

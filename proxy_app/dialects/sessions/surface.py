@@ -13,11 +13,11 @@ from django.urls import path
 from accounts.authentication import KeyIdentity
 from proxy_app.chat import page as chat_page
 from proxy_app.chat import sessions
+from proxy_app.core.context import CallContext
 from proxy_app.core.errors import Forbidden, GatewayError, InvalidRequest
 from proxy_app.dialects.http import json_response, read_json, stream_response
 from proxy_app.dialects.sessions import codec
 from proxy_app.dialects.surface import Dialect, bearer, endpoint, error_response, unknown_route
-from proxy_app.ledger.usage import CallContext
 
 DIALECT = Dialect("sessions", bearer, codec.build_error, 'Bearer realm="gateway"')
 
