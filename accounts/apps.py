@@ -1,3 +1,5 @@
+"""The accounts Django app: label, default auto field."""
+
 from django.apps import AppConfig
 
 

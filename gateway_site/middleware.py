@@ -16,7 +16,7 @@ from django.utils.decorators import async_only_middleware
 from django.utils.module_loading import import_string
 
 # Paths served by the proxy dialects: API-key authenticated, no browser state.
-# (seed 002's session endpoints are key-authenticated API paths too: proxy_app/api/sessions.py)
+# (the earlier session proxies' session endpoints are key-authenticated API paths too: proxy_app/api/sessions.py)
 PROXY_PREFIXES = ("/v1/", "/v1beta/", "/api/", "/health", "/start_chat", "/send_message", "/end_chat")
 
 current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")

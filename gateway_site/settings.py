@@ -294,7 +294,7 @@ if ACCESS_LOG_FILE:
     _access_handlers.append("access_file")
 LOGGING["loggers"]["gateway.access"] = {"handlers": _access_handlers, "level": "INFO", "propagate": False}
 
-# --- Chat sessions (seed 002 /start_chat, /v1/sessions, ws/chat/: proxy_app/sessions.py) ------
+# --- Chat sessions (the earlier session proxies' /start_chat, /v1/sessions, ws/chat/: proxy_app/sessions.py) ------
 # History entries (one user message or one answer each) kept per session; older ones are dropped
 # first, the system instruction always stays.
 SESSION_MAX_TURNS = env_int("GATEWAY_SESSION_MAX_TURNS", 50, minimum=2)

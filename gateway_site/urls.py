@@ -1,3 +1,5 @@
+"""The project URLconf: the admin and its staff pages, login, the member page, then every proxied route."""
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path

@@ -1,3 +1,5 @@
+"""The proxy_app Django app: label, default auto field."""
+
 from django.apps import AppConfig
 
 

@@ -205,7 +205,7 @@ def new_chat_id() -> str:
 
 
 class ChatSession(models.Model):
-    """A stateful chat (seed 002's /start_chat, /v1/sessions, the WebSocket): the history lives here,
+    """A stateful chat (the earlier session proxies' /start_chat, /v1/sessions, the WebSocket): the history lives here,
     so any gateway process can answer its next message, and a restart loses nothing.
 
     Written only by proxy_app/sessions.py. `history` is a list of {"role": "user"|"model", "text"}

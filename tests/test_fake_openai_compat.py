@@ -1,6 +1,6 @@
 """The fake OpenAI API behaves like OpenAI's: raw HTTP, the official openai SDK, a real server.
 
-Wire facts: /work/shared/reference/openai.md. Needs no database.
+Wire facts: docs/reference/openai.md. Needs no database.
 """
 
 from __future__ import annotations

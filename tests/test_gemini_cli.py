@@ -1,5 +1,5 @@
 """The Gemini CLI (npm @google/gemini-cli), unmodified, answers a prompt through the gateway, on a
-Gemini upstream and on an OpenAI-compatible one (seed 001's use case).
+Gemini upstream and on an OpenAI-compatible one (the earlier logging proxy's use case).
 
 `scripts/test.sh` installs the pinned CLI into .cache/gemini-cli when npm is available; without
 it this test is skipped with the reason printed.

@@ -1,4 +1,4 @@
-"""Chat sessions over HTTP, end to end on the real gateway: seed 002's /start_chat, /send_message,
+"""Chat sessions over HTTP, end to end on the real gateway: the earlier session proxies' /start_chat, /send_message,
 /end_chat, and the REST resource /v1/sessions (with SSE streaming)."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ SEED_CONFIG = {"max_output_tokens": 1000, "temperature": 0.7, "top_p": 0.9}
 
 @pytest.fixture
 def gw(gateway_url, api_key, fake_gemini):
-    """An httpx client on the gateway with alice's key, like a seed 002 client plus the header."""
+    """An httpx client on the gateway with alice's key, like a client of the earlier session proxies plus the header."""
     with httpx.Client(base_url=gateway_url, headers={"authorization": f"Bearer {api_key}"}, timeout=20) as client:
         yield client
 
@@ -48,7 +48,7 @@ def start(gw, **body) -> str:
     return resp.json()["chat_id"]
 
 
-# ------------------------------------------------------------------------------ seed 002
+# ------------------------------------------------------------------------------ the earlier session proxies' API
 
 
 def test_seed_flow_sends_history_upstream_and_records_usage(gw, fake_gemini, usage_rows, user):

@@ -107,7 +107,7 @@ LATEST_TAG = ":latest"
 
 async def resolve(model: str, identity: KeyIdentity) -> Route:
     """Exact alias first; then `<name>:latest` as `<name>` (Ollama clients add the tag);
-    then `<alias or gemini model>:search` (Google Search grounding, seed 003)."""
+    then `<alias or gemini model>:search` (Google Search grounding)."""
     tbl = await table()
     if model.endswith(LATEST_TAG) and model not in tbl.mappings:
         model = model[: -len(LATEST_TAG)]

@@ -1,6 +1,6 @@
 """Chat sessions: the only writer of ChatSession, and one message's trip through the pipeline.
 
-Every surface (seed 002 endpoints, /v1/sessions, the WebSocket) calls these:
+Every surface (the earlier session proxies' endpoints, /v1/sessions, the WebSocket) calls these:
 
     state = await create(identity, new_chat)
     state, text, usage = await reply(chat_id, message, identity, ctx)        # not streamed

@@ -2,12 +2,14 @@
 
 Dialect codecs turn client JSON into these objects and back; upstream clients turn them into
 provider requests and provider replies into them. The shape follows OpenAI's chat format closely
-(see ../shared/reference/mapping.md), because that is the most common denominator.
+(see docs/reference/mapping.md), because that is the most common denominator.
 No Django imports here: this module must stay importable by pure codec tests.
 """
 
 from __future__ import annotations
 
+import secrets
+import string
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -199,3 +201,13 @@ def estimate_prompt_tokens(messages: list[Message]) -> int:
         total += sum(258 for p in m.parts if p.type != "text")  # Gemini bills an image ~258 tokens
         total += sum(estimate_tokens(str(c.arguments)) for c in m.tool_calls)
     return total
+
+
+# Tool-call ids the gateway invents (for upstreams or clients that send calls without one) all
+# carry this prefix, so they are recognisable and can be stripped on replay (mapping.md §6.3).
+SYNTHETIC_CALL_PREFIX = "call_gw_"
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def synthetic_call_id() -> str:
+    return SYNTHETIC_CALL_PREFIX + "".join(secrets.choice(_ID_ALPHABET) for _ in range(20))

@@ -1,4 +1,4 @@
-"""Detailed request logs for debugging translations: seed 001's four stages per request.
+"""Detailed request logs for debugging translations: the earlier logging proxy's four stages per request.
 
 Off by default; switched on globally or per upstream in the admin (LogSettings, Upstream). For a
 traced request one JSON file is written, `<GATEWAY_DETAIL_LOG_DIR>/<day>/<request id>.json`, with:

@@ -14,7 +14,7 @@ Unscripted, generate calls answer deterministically (see `default_generation`); 
 queues one-shot behaviours (errors, tool calls, broken streams...). Every request received is
 recorded in `fake.requests` as a dict: method, path, query, headers (lower-cased), body (bytes),
 json (parsed or None), model, action, completed (body fully sent). Wire facts:
-/work/shared/reference/gemini.md.
+docs/reference/gemini.md.
 """
 
 from __future__ import annotations

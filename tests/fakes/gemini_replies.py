@@ -1,7 +1,7 @@
 """How the fake Gemini API answers: default and scripted replies, and their wire shapes.
 
 Pure functions, no I/O: `tests.fakes.gemini` turns a `Generation` into JSON or stream events.
-Wire facts follow /work/shared/reference/gemini.md (section numbers in comments).
+Wire facts follow docs/reference/gemini.md (section numbers in comments).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What the fake Gemini API accepts and how it says no: models, errors, request checks.
 
 Pure functions, no I/O. Messages are Google's own where known (see
-/work/shared/reference/gemini.md §2-§4, §12, §13 and the public issue threads it cites).
+docs/reference/gemini.md §2-§4, §12, §13 and the public issue threads it cites).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ headers, async iterator of body bytes) served two ways:
   daphne. ``POST /_fake/script`` (JSON: kind, on, kwargs), ``POST /_fake/reset`` and
   ``GET /_fake/requests`` script and inspect a served fake over HTTP.
 
-Wire facts: /work/shared/reference/openai.md §4–§9. Streams follow the §5 canonical sequence (role
+Wire facts: docs/reference/openai.md §4–§9. Streams follow the §5 canonical sequence (role
 chunk, content chunks, tool-call chunks, an empty-delta finish chunk, the usage chunk only when
 ``stream_options.include_usage`` is true, ``data: [DONE]``). Unscripted replies are deterministic
 (see `default_generation`); `fake.script()` queues one-shot behaviours, including the quirks of

@@ -1,7 +1,7 @@
 """How the fake OpenAI API answers: default and scripted replies, and their wire shapes.
 
 Pure functions, no I/O: `tests.fakes.openai_compat` turns a `Generation` into a chat.completion or
-its chunks. Wire facts follow /work/shared/reference/openai.md (section numbers in comments).
+its chunks. Wire facts follow docs/reference/openai.md (section numbers in comments).
 """
 
 from __future__ import annotations

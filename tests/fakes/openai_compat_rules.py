@@ -1,7 +1,7 @@
 """What the fake OpenAI API accepts and how it says no: models, errors, request checks.
 
 Pure functions, no I/O. Messages are OpenAI's own where known (see
-/work/shared/reference/openai.md §2, §6, §7, §9).
+docs/reference/openai.md §2, §6, §7, §9).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Ollama clients (ollama-python, Open WebUI, editors) talk to the gateway as if it were an Ollama
 server. Pure functions, no Django and no I/O. Field policy (map / ignore / 400) follows
-../shared/reference/mapping.md §5.4, §9, §10; wire shapes follow ollama.md §2–§6. Every malformed
+docs/reference/mapping.md §5.4, §9, §10; wire shapes follow ollama.md §2–§6. Every malformed
 value raises errors.InvalidRequest naming the field, never a bare TypeError/KeyError.
 
 Two kinds of request are answered without calling the upstream, and the caller checks for them
@@ -17,8 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import secrets
-import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,8 +88,6 @@ ROLES = ("system", "user", "assistant", "tool")
 THINK_LEVELS = {"low": "low", "medium": "medium", "high": "high", "max": "xhigh"}
 INT32_MAX = 2**31 - 1  # Gemini's seed is an int32
 # Prefix of ids the gateway invents; the Gemini codec strips these when replaying (mapping.md §6.3).
-SYNTHETIC_CALL_PREFIX = "call_gw_"
-_ID_ALPHABET = string.ascii_letters + string.digits
 # Ollama images carry no MIME type: sniff the magic bytes (mapping.md §9.1, §14.15).
 _MAGIC = ((b"\x89PNG", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
 # Go durations that mean zero ("0s", "0m0s", "0.0h"): keep_alive 0 unloads the model.
@@ -163,10 +159,6 @@ def _images(value: Any, param: str) -> list[hub.Part]:
 # --- tool calls and their results (mapping.md §9.1, §14.5) ------------------------------------------
 
 
-def _synthetic_id() -> str:
-    return SYNTHETIC_CALL_PREFIX + "".join(secrets.choice(_ID_ALPHABET) for _ in range(20))
-
-
 def _arguments(value: Any, param: str) -> dict[str, Any]:
     if value is None or value == "":
         return {}
@@ -186,7 +178,7 @@ def _tool_call(value: Any, param: str) -> hub.ToolCall:
     raw = as_object(value, param)
     function = as_object(raw.get("function"), f"{param}.function")
     return hub.ToolCall(
-        id=optional(raw, "id", as_string, at=param) or _synthetic_id(),
+        id=optional(raw, "id", as_string, at=param) or hub.synthetic_call_id(),
         name=as_string(function.get("name"), f"{param}.function.name", nonempty=True),
         arguments=_arguments(function.get("arguments"), f"{param}.function.arguments"),
     )

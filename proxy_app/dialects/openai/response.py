@@ -9,7 +9,6 @@ and re-exports everything public from here, so callers import one module.
 from __future__ import annotations
 
 import base64
-import json
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 import orjson
 
 from proxy_app.core import errors, hub
+from proxy_app.upstreams.openai_compat.request import tool_call_dict
 
 DONE = b"data: [DONE]\n\n"
 # Shown when an upstream flags a candidate as broken (e.g. Gemini MALFORMED_FUNCTION_CALL)
@@ -50,25 +50,6 @@ def logprobs_dict(tokens: list[hub.TokenLogprob] | None) -> dict[str, Any] | Non
         return None
     content = [{**_token(t.token, t.logprob), "top_logprobs": [_token(tok, lp) for tok, lp in t.top]} for t in tokens]
     return {"content": content, "refusal": None}
-
-
-def _compact_json(value: Any) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # orjson refuses ints beyond 64 bits; model output may still hold them
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def tool_call_dict(call: hub.ToolCall) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": call.id,
-        "type": "function",
-        "function": {"name": call.name, "arguments": _compact_json(call.arguments)},
-    }
-    if call.thought_signature:
-        # Google's own compat endpoint uses this spot; clients echo it back (mapping.md §5.3).
-        out["extra_content"] = {"google": {"thought_signature": call.thought_signature}}
-    return out
 
 
 def chat_finish_reason(reason: hub.FinishReason, saw_call: bool) -> str:

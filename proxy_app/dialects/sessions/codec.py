@@ -1,9 +1,9 @@
-"""The sessions dialect's shapes: seed 002 (/start_chat, /send_message, /end_chat), the REST resource
+"""The sessions dialect's shapes: the earlier session proxies (/start_chat, /send_message, /end_chat), the REST resource
 /v1/sessions and the WebSocket chat protocol. Pure: no Django, no ORM; history is passed in.
 
 A session's history is a list of {"role": "user" | "model", "text": str}; an answer cut short (cancel,
 dropped client) keeps its text with "partial": true. Roles follow Gemini's chat history, which
-seed 002 wrapped (https://ai.google.dev/api/caching#Content).
+the earlier session proxies wrapped (https://ai.google.dev/api/caching#Content).
 
 Errors are {"error": {"code": str, "message": str}} (HTTP) and {"type": "error", "code", "message"}
 (SSE and WebSocket events).

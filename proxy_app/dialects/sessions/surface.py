@@ -1,4 +1,4 @@
-"""The sessions dialect's HTTP surface: seed 002's /start_chat, /send_message, /end_chat, and the
+"""The sessions dialect's HTTP surface: the earlier session proxies' /start_chat, /send_message, /end_chat, and the
 REST resource /v1/sessions. Key in `Authorization: Bearer`; state in proxy_app.sessions.
 
 Its routes must precede the OpenAI surface's `v1/` catch-all (see SURFACES). The chat page's routes
@@ -27,7 +27,7 @@ def _check_user(claimed: str | None, identity: KeyIdentity) -> None:
         raise Forbidden("'user_id' does not match the owner of this API key.", code="user_mismatch")
 
 
-# ------------------------------------------------------------------------------ seed 002
+# ------------------------------------------------------------------------------ the earlier session proxies' API
 
 
 async def start_chat(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) -> HttpResponse:

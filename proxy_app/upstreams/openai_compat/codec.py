@@ -15,15 +15,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import secrets
-import string
 import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 from proxy_app.core import hub
 from proxy_app.core.errors import UpstreamError
-from proxy_app.dialects.openai.request import SYNTHETIC_CALL_PREFIX
 from proxy_app.upstreams.openai_compat.errors import in_band_error, parse_error
 from proxy_app.upstreams.openai_compat.request import build_chat_request, build_embed_request
 
@@ -51,7 +48,6 @@ _FINISH: dict[str, hub.FinishReason] = {
     "content_filter": "content_filter",
     "error": "error",
 }
-_ID_ALPHABET = string.ascii_letters + string.digits
 
 
 # ------------------------------------------------------------------------------------------------
@@ -100,11 +96,6 @@ def _float(value: object, where: str) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise _malformed(where, "a number")
     return float(value)
-
-
-def _synthetic_id() -> str:
-    """For servers that send tool calls without ids; only these are stripped on replay (§6.3)."""
-    return SYNTHETIC_CALL_PREFIX + "".join(secrets.choice(_ID_ALPHABET) for _ in range(20))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -193,7 +184,7 @@ def _make_call(call_id: str, name: str, arguments: object, signature: str | None
     args = _arguments(arguments)
     if args is None:
         return None
-    return hub.ToolCall(id=call_id or _synthetic_id(), name=name, arguments=args, thought_signature=signature)
+    return hub.ToolCall(id=call_id or hub.synthetic_call_id(), name=name, arguments=args, thought_signature=signature)
 
 
 def _arguments(raw: object) -> dict[str, Any] | None:

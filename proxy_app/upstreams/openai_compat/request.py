@@ -7,14 +7,16 @@ Pure functions, no I/O, no Django.
 
 from __future__ import annotations
 
+import json
 import mimetypes
 from typing import Any
 
+import orjson
+
 from proxy_app.core import hub
 from proxy_app.core.errors import InvalidRequest
-from proxy_app.dialects.openai.request import AUDIO_FORMATS
-from proxy_app.dialects.openai.response import tool_call_dict
 
+AUDIO_FORMATS = {"wav": "audio/wav", "mp3": "audio/mpeg"}  # input_audio formats OpenAI accepts
 _AUDIO_MIME = {mime: fmt for fmt, mime in AUDIO_FORMATS.items()} | {
     "audio/mp3": "mp3",
     "audio/x-wav": "wav",
@@ -157,3 +159,22 @@ def build_embed_request(req: hub.EmbedRequest) -> dict[str, Any]:
     if req.dimensions:
         body["dimensions"] = req.dimensions
     return body
+
+
+def _compact_json(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson refuses ints beyond 64 bits; model output may still hold them
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def tool_call_dict(call: hub.ToolCall) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": _compact_json(call.arguments)},
+    }
+    if call.thought_signature:
+        # Google's own compat endpoint uses this spot; clients echo it back (mapping.md §5.3).
+        out["extra_content"] = {"google": {"thought_signature": call.thought_signature}}
+    return out
