@@ -15,16 +15,22 @@ from asgiref.sync import markcoroutinefunction
 from django.utils.decorators import async_only_middleware
 from django.utils.module_loading import import_string
 
-# Paths served by the proxy dialects: API-key authenticated, no browser state.
-# (the earlier session proxies' session endpoints are key-authenticated API paths too: proxy_app/api/sessions.py)
-PROXY_PREFIXES = ("/v1/", "/v1beta/", "/api/", "/health", "/start_chat", "/send_message", "/end_chat")
-
 current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
+_proxy_prefixes: tuple[str, ...] | None = None
+
+
 def is_proxy_path(path: str) -> bool:
-    return path.startswith(PROXY_PREFIXES)
+    """Paths served by the proxy dialects (API-key authenticated, no browser state); the dialect
+    registry says which (read once, after the apps are loaded)."""
+    global _proxy_prefixes
+    if _proxy_prefixes is None:
+        from proxy_app.dialects.registry import PROXY_PREFIXES
+
+        _proxy_prefixes = PROXY_PREFIXES
+    return path.startswith(_proxy_prefixes)
 
 
 class RequestIdASGI:

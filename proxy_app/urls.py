@@ -1,12 +1,11 @@
-"""Every proxied route: each dialect's surface (proxy_app/api/*), and /health."""
+"""Every proxied route, as the dialect registry derives them, then /health and the chat page."""
 
 from __future__ import annotations
 
 from django.urls import path
 
+from proxy_app.chat import page as chat_page
+from proxy_app.dialects import registry
 from proxy_app.dialects import surface as views
-from proxy_app.dialects.registry import SURFACES
 
-urlpatterns = [path("health", views.Health.as_view())]
-for surface in SURFACES:
-    urlpatterns += surface.urlpatterns
+urlpatterns = [path("health", views.Health.as_view()), *registry.urlpatterns(), *chat_page.urlpatterns]

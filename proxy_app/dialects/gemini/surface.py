@@ -20,7 +20,6 @@ from proxy_app.core.context import CallContext
 from proxy_app.core.errors import GatewayError, InvalidRequest, NotFound
 from proxy_app.dialects.gemini import request as gn
 from proxy_app.dialects.http import json_response, read_json, stream_response
-from proxy_app.dialects.openai import surface as openai_api
 from proxy_app.dialects.surface import Dialect, bearer, endpoint, stream_frames, unknown_route
 from proxy_app.ledger import usage
 
@@ -33,7 +32,13 @@ def google_key(request: HttpRequest) -> str:
 
 
 def is_google_client(request: HttpRequest) -> bool:
+    """On routes shared with OpenAI (GET /v1/models...): Google clients send their key their own way
+    (x-goog-api-key or ?key=), OpenAI clients a Bearer token."""
     return "x-goog-api-key" in request.headers or "key" in request.GET
+
+
+claims = is_google_client
+PREFIXES = ("/v1beta/", "/v1/models")
 
 
 DIALECT = Dialect("gemini", google_key, gn.build_error, 'Bearer realm="gateway"')
@@ -143,8 +148,8 @@ async def list_models(request: HttpRequest, identity: KeyIdentity, ctx: CallCont
     return json_response(gn.build_model_list(infos, _page_size(request), request.GET.get("pageToken")))
 
 
-async def get_model(request: HttpRequest, identity: KeyIdentity, ctx: CallContext, tail: str) -> HttpResponse:
-    name = tail.removeprefix("models/")
+async def get_model(request: HttpRequest, identity: KeyIdentity, ctx: CallContext, model_id: str) -> HttpResponse:
+    name = model_id.removeprefix("models/")
     for info in await pipeline.list_models(identity):
         if info.id == name:
             return json_response(gn.build_model(info))
@@ -157,33 +162,15 @@ _list = endpoint(DIALECT, "GET", "models.list", list_models)
 _get = endpoint(DIALECT, "GET", "models.get", get_model)
 
 
-def _shared(google_view, openai_view):
-    """GET /v1/models[/id] belongs to both OpenAI and Gemini: Google clients send their key
-    their own way (x-goog-api-key or ?key=), OpenAI clients a Bearer token."""
-
-    async def view(request: HttpRequest, **kwargs) -> HttpResponse:
-        if is_google_client(request):
-            return await google_view(request, **kwargs)
-        return await openai_view(request, **{("model_id" if k == "tail" else k): v for k, v in kwargs.items()})
-
-    view.csrf_exempt = True
-    return view
-
-
 def _routes(prefix: str) -> list:
     return [
         re_path(rf"^{prefix}/models/(?P<tail>.+:[a-zA-Z]+)$", _methods),
         path(f"{prefix}/models", _list),
-        path(f"{prefix}/models/<path:tail>", _get),
+        path(f"{prefix}/models/<path:model_id>", _get),
     ]
 
 
-# Listed before the OpenAI surface: /v1/models/<m>:<method> is Gemini's, and the two shared
-# GET routes decide by how the key was sent.
-urlpatterns = [
-    *_routes("v1beta"),
-    re_path(r"^v1beta/(?P<rest>.*)$", unknown_route(DIALECT)),
-    re_path(r"^v1/models/(?P<tail>.+:[a-zA-Z]+)$", _methods),
-    path("v1/models", _shared(_list, openai_api.models_view)),
-    path("v1/models/<path:tail>", _shared(_get, openai_api.model_view)),
-]
+# /v1/models/<m>:<method> is Gemini's alone; GET /v1/models[/id] is shared with OpenAI (`claims`).
+urlpatterns = [*_routes("v1beta"), re_path(r"^v1/models/(?P<tail>.+:[a-zA-Z]+)$", _methods)]
+shared = [path("v1/models", _list), path("v1/models/<path:model_id>", _get)]
+fallbacks = [re_path(r"^v1beta/(?P<rest>.*)$", unknown_route(DIALECT))]

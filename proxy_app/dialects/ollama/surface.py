@@ -110,6 +110,7 @@ async def root(request: HttpRequest) -> HttpResponse:
     return HttpResponse(ol.ROOT_TEXT, content_type="text/plain; charset=utf-8")
 
 
+PREFIXES = ("/api/",)
 urlpatterns = [
     path("", root),
     path("api/version", version),
@@ -119,5 +120,5 @@ urlpatterns = [
     path("api/embeddings", endpoint(DIALECT, "POST", "embeddings", embeddings)),
     path("api/tags", endpoint(DIALECT, "GET", "tags", tags)),
     path("api/show", endpoint(DIALECT, "POST", "show", show)),
-    re_path(r"^api/(?P<rest>.*)$", unknown_route(DIALECT)),
 ]
+fallbacks = [re_path(r"^api/(?P<rest>.*)$", unknown_route(DIALECT))]

@@ -120,15 +120,16 @@ async def model(request: HttpRequest, identity: KeyIdentity, ctx: CallContext, m
     raise NotFound(f"The model '{model_id}' does not exist or you do not have access to it.")
 
 
-models_view = endpoint(DIALECT, "GET", "models.list", models)
-model_view = endpoint(DIALECT, "GET", "models.retrieve", model)
-
+PREFIXES = ("/v1/",)
 urlpatterns = [
     path("v1/chat/completions", endpoint(DIALECT, "POST", "chat.completions", chat)),
     path("v1/completions", endpoint(DIALECT, "POST", "completions", completions)),
     path("v1/embeddings", endpoint(DIALECT, "POST", "embeddings", embeddings)),
-    path("v1/models", models_view),
-    # Model ids may contain "/" (sent URL-encoded by the SDK as %2F, decoded by the server).
-    path("v1/models/<path:model_id>", model_view),
-    re_path(r"^v1/(?P<rest>.*)$", unknown_route(DIALECT)),
 ]
+# The default owner of the model routes shared with other dialects (they `claim` their clients).
+# Model ids may contain "/" (sent URL-encoded by the SDK as %2F, decoded by the server).
+shared = [
+    path("v1/models", endpoint(DIALECT, "GET", "models.list", models)),
+    path("v1/models/<path:model_id>", endpoint(DIALECT, "GET", "models.retrieve", model)),
+]
+fallbacks = [re_path(r"^v1/(?P<rest>.*)$", unknown_route(DIALECT))]

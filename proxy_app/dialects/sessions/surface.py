@@ -11,7 +11,6 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
 from accounts.authentication import KeyIdentity
-from proxy_app.chat import page as chat_page
 from proxy_app.chat import sessions
 from proxy_app.core.context import CallContext
 from proxy_app.core.errors import Forbidden, GatewayError, InvalidRequest
@@ -114,6 +113,7 @@ def by_method(**views):
     return view
 
 
+PREFIXES = ("/start_chat", "/send_message", "/end_chat", "/v1/sessions")
 urlpatterns = [
     path("start_chat", endpoint(DIALECT, "POST", "start_chat", start_chat)),
     path("send_message", endpoint(DIALECT, "POST", "send_message", send_message)),
@@ -133,6 +133,5 @@ urlpatterns = [
         ),
     ),
     path("v1/sessions/<str:chat_id>/messages", endpoint(DIALECT, "POST", "sessions.message", post_message)),
-    path("v1/sessions/<path:rest>", unknown_route(DIALECT)),
-    *chat_page.urlpatterns,
 ]
+fallbacks = [path("v1/sessions/<path:rest>", unknown_route(DIALECT))]
