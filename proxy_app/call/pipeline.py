@@ -1,11 +1,17 @@
-"""The one orchestration for every proxied call: route, prepare, call the upstream, tally usage.
+"""The one orchestration for every proxied call: route, admit, prepare, call the upstream, tally usage.
 
-Two shapes of call share it:
-- translated: a dialect hands in a hub request and gets a hub response or hub stream events;
-- pass-through: a client of the upstream's own family (OpenAI → OpenAI-compatible, Gemini →
-  Gemini) sends its native body almost unchanged; the dialect supplies how to read usage from
-  native objects (a `Probe`).
-Either way usage is recorded here for every outcome: success, upstream error, broken stream,
+Surfaces parse, call one entry once, and encode what it returns:
+
+- `run_chat(req)` / `run_stream(req)`: a hub chat request, answered as a hub response or as hub
+  stream events;
+- `embed(req)`: a hub embedding request;
+- `forward(native)` / `forward_stream(native)`: pass-through, for a client of the upstream's own
+  family (OpenAI → OpenAI-compatible, Gemini → Gemini) whose native body goes on almost
+  unchanged; the surface supplies the call and how to read usage from native objects (`Native`).
+
+`check_model` answers whether a model is routable (404/403) and which upstream kind serves it,
+without admitting a call: surfaces use it to choose between translating and passing through.
+Every entry records usage here for every outcome: success, upstream error, broken stream,
 client disconnect.
 """
 
@@ -34,7 +40,13 @@ log = logging.getLogger(__name__)
 MALFORMED_CALL = "The model produced a malformed function call and could not finish its answer."
 
 
-async def open_route(
+async def check_model(model: str, identity: KeyIdentity, ctx: CallContext) -> routing.Route:
+    """The route for `model` (404 unknown, 403 not allowed for this key), with nothing admitted."""
+    route, _ = await _open_route(model, identity, ctx)
+    return route
+
+
+async def _open_route(
     model: str,
     identity: KeyIdentity,
     ctx: CallContext,
@@ -58,15 +70,30 @@ async def open_route(
     return route, client_for(route.upstream)
 
 
-async def open_chat_route(req: hub.ChatRequest, identity: KeyIdentity, ctx: CallContext):
-    """`open_route` for a hub chat request: its worst case is the prompt plus max tokens per choice."""
+async def _open_chat_route(req: hub.ChatRequest, identity: KeyIdentity, ctx: CallContext):
+    """`_open_route` for a hub chat request: its worst case is the prompt plus max tokens per choice."""
     max_tokens = req.max_tokens * req.n if req.max_tokens else None
-    return await open_route(
+    return await _open_route(
         req.model, identity, ctx, prompt_estimate=hub.estimate_prompt_tokens(req.messages), max_tokens=max_tokens
     )
 
 
-async def prepare(req: hub.ChatRequest, route: routing.Route) -> None:
+async def run_chat(req: hub.ChatRequest, identity: KeyIdentity, ctx: CallContext) -> hub.ChatResponse:
+    """One non-streamed chat: route and admit, prepare, call, record."""
+    route, client = await _open_chat_route(req, identity, ctx)
+    await _prepare(req, route)
+    return await _chat(req, client, ctx)
+
+
+async def run_stream(req: hub.ChatRequest, identity: KeyIdentity, ctx: CallContext) -> AsyncIterator[hub.StreamEvent]:
+    """One streamed chat, up to its first event (errors before it raise here, as plain HTTP errors);
+    the events that follow are tallied and the usage recorded when the stream ends, however it ends."""
+    route, client = await _open_chat_route(req, identity, ctx)
+    await _prepare(req, route)
+    return await _tally_stream(ctx, client.stream_chat(req), hub.estimate_prompt_tokens(req.messages), HUB_PROBE)
+
+
+async def _prepare(req: hub.ChatRequest, route: routing.Route) -> None:
     """Make a hub request ready for its upstream: model, grounding, fetched images, signatures."""
     req.upstream_model, req.grounding = route.upstream_model, route.grounding
     await media.inline_media_urls(req.messages)
@@ -91,7 +118,7 @@ async def _answer(ctx: CallContext, call: Awaitable, prompt_estimate: int = 0):
         raise
 
 
-async def chat(req: hub.ChatRequest, client: UpstreamClient, ctx: CallContext) -> hub.ChatResponse:
+async def _chat(req: hub.ChatRequest, client: UpstreamClient, ctx: CallContext) -> hub.ChatResponse:
     resp = await _answer(ctx, client.chat(req), hub.estimate_prompt_tokens(req.messages))
     failed = next((c for c in resp.choices if c.finish_reason == "error"), None)
     if failed is not None:
@@ -103,25 +130,49 @@ async def chat(req: hub.ChatRequest, client: UpstreamClient, ctx: CallContext) -
     return resp
 
 
-async def stream_chat(req: hub.ChatRequest, client: UpstreamClient, ctx: CallContext) -> AsyncIterator[hub.StreamEvent]:
-    """Start the upstream stream; errors before its first event raise here (a normal HTTP error)."""
-    return await tally_stream(ctx, client.stream_chat(req), hub.estimate_prompt_tokens(req.messages), HUB_PROBE)
-
-
 async def embed(req: hub.EmbedRequest, identity: KeyIdentity, ctx: CallContext) -> hub.EmbedResponse:
     estimate = sum(hub.estimate_tokens(text) for text in req.inputs)
-    route, client = await open_route(req.model, identity, ctx, prompt_estimate=estimate, max_tokens=0)
+    route, client = await _open_route(req.model, identity, ctx, prompt_estimate=estimate, max_tokens=0)
     req.upstream_model = route.upstream_model
     resp = await _answer(ctx, client.embed(req), estimate)
     usage.record(ctx, status=200, usage=resp.usage)
     return resp
 
 
-async def forward(ctx: CallContext, call: Awaitable[dict], usage_of: Callable[[dict], hub.Usage | None]) -> dict:
-    """A pass-through call that is not streamed: record what the upstream reported."""
-    reply = await _answer(ctx, call)
-    usage.record(ctx, status=200, usage=usage_of(reply))
+@dataclass(frozen=True)
+class Native:
+    """A client body in its upstream family's own wire format, for `forward` / `forward_stream`.
+
+    `send(client, upstream_model)` makes the upstream call (with the model renamed): an awaitable
+    reply object for `forward`, an async iterator of reply objects for `forward_stream`.
+    """
+
+    model: str
+    send: Callable[[UpstreamClient, str], Any]
+    prompt_estimate: int | None = None  # None: the call is not admitted against limits (countTokens)
+    max_tokens: int | None = None
+    usage_of: Callable[[dict], hub.Usage | None] = lambda reply: None  # a non-streamed reply's usage
+    probe: Probe | None = None  # how a stream's events are tallied
+
+
+async def forward(native: Native, identity: KeyIdentity, ctx: CallContext) -> dict:
+    """A pass-through call that is not streamed: route and admit, call, record what the upstream reported."""
+    route, client = await _open_route(
+        native.model, identity, ctx, prompt_estimate=native.prompt_estimate, max_tokens=native.max_tokens
+    )
+    reply = await _answer(ctx, native.send(client, route.upstream_model), native.prompt_estimate or 0)
+    usage.record(ctx, status=200, usage=native.usage_of(reply))
     return reply
+
+
+async def forward_stream(native: Native, identity: KeyIdentity, ctx: CallContext) -> AsyncIterator[Any]:
+    """A streamed pass-through call, up to its first event; tallied and recorded like `run_stream`."""
+    route, client = await _open_route(
+        native.model, identity, ctx, prompt_estimate=native.prompt_estimate, max_tokens=native.max_tokens
+    )
+    return await _tally_stream(
+        ctx, native.send(client, route.upstream_model), native.prompt_estimate or 0, native.probe
+    )
 
 
 @dataclass(frozen=True)
@@ -148,7 +199,7 @@ def _hub_check(event: hub.StreamEvent) -> None:
 HUB_PROBE = Probe(usage=lambda e: e.usage, chars=_hub_chars, check=_hub_check, final=lambda u: hub.StreamEvent(usage=u))
 
 
-async def tally_stream(
+async def _tally_stream(
     ctx: CallContext, events: AsyncIterator[Any], prompt_estimate: int, probe: Probe
 ) -> AsyncIterator[Any]:
     """Wait for the first event (so early failures are plain HTTP errors), then stream with a tally."""

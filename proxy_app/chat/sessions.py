@@ -76,7 +76,7 @@ def _mine(chat_id: str, user_id: int, *, active: bool = True):
 
 async def create(identity: KeyIdentity, new: NewChat, ctx: CallContext) -> ChatState:
     """A new session; its model must resolve for this key now (unknown 404, not allowed 403)."""
-    await pipeline.open_route(new.model, identity, ctx)
+    await pipeline.check_model(new.model, identity, ctx)
     return await database_sync_to_async(_create)(identity, new)
 
 
@@ -174,9 +174,7 @@ async def reply(
     entries: list[dict] = []
     req = codec.build_chat_request(state, message)
     try:
-        route, client = await pipeline.open_chat_route(req, identity, ctx)
-        await pipeline.prepare(req, route)
-        resp = await pipeline.chat(req, client, ctx)
+        resp = await pipeline.run_chat(req, identity, ctx)
         text = codec.answer_text(resp)
         entries = codec.new_entries(message, text)
     except asyncio.CancelledError:
@@ -204,9 +202,7 @@ async def start_turn(chat_id: str, message: str, identity: KeyIdentity, ctx: Cal
     state, token = await _claim(chat_id, identity.user_id)
     req = codec.build_chat_request(state, message, stream=True)
     try:
-        route, client = await pipeline.open_chat_route(req, identity, ctx)
-        await pipeline.prepare(req, route)
-        source = await pipeline.stream_chat(req, client, ctx)
+        source = await pipeline.run_stream(req, identity, ctx)
     except BaseException as exc:
         if isinstance(exc, asyncio.CancelledError):
             record_cancelled(ctx, req)

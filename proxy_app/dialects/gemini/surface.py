@@ -63,21 +63,20 @@ async def model_method(request: HttpRequest, identity: KeyIdentity, ctx: CallCon
         raise NotFound(f"Method '{method or tail}' is not supported on models.", code="not_found")
     ctx.endpoint = method
     body = gn.normalise(read_json(request))
-    route, client = await pipeline.open_route(model, identity, ctx, **_admission_estimate(body, method))
+    route = await pipeline.check_model(model, identity, ctx)
     if route.same_family("gemini"):
-        return await _pass_through(request, body, model, method, route, client, ctx)
+        return await _pass_through(request, body, model, method, identity, ctx)
     if method in ("embedContent", "batchEmbedContents"):
         req = gn.parse_embed_request(body, model, method)
         return json_response(gn.build_embed_response(await pipeline.embed(req, identity, ctx), method))
     if method == "countTokens":
         return _count_locally(body, ctx)
     req = gn.parse_generate_request(body, model, stream=method == STREAM)
-    await pipeline.prepare(req, route)
     if method == STREAM:
         encoder = gn.GenerateStreamEncoder(model, sse=_wants_sse(request), include_thoughts=req.include_thoughts)
-        events = await pipeline.stream_chat(req, client, ctx)
+        events = await pipeline.run_stream(req, identity, ctx)
         return stream_response(stream_frames(events, encoder), encoder.media_type)
-    resp = await pipeline.chat(req, client, ctx)
+    resp = await pipeline.run_chat(req, identity, ctx)
     return json_response(gn.build_generate_response(resp, model, include_thoughts=req.include_thoughts))
 
 
@@ -106,21 +105,37 @@ def _count_locally(body: dict, ctx: CallContext) -> HttpResponse:
     return json_response(gn.count_tokens_response(hub.estimate_prompt_tokens(messages)))
 
 
-async def _pass_through(request, body: dict, alias: str, method: str, route, client, ctx: CallContext) -> HttpResponse:
-    body = gn.rewrite_models(body, method, route.upstream_model)
+async def _pass_through(request, body: dict, alias: str, method: str, identity, ctx: CallContext) -> HttpResponse:
+    def send(client, upstream_model: str):
+        renamed = gn.rewrite_models(body, method, upstream_model)
+        if method == STREAM:
+            return client.forward_stream(upstream_model, renamed)
+        return client.forward(upstream_model, method, renamed)
+
+    native = pipeline.Native(
+        model=alias,
+        send=send,
+        usage_of=_native_usage(body, method),
+        probe=NATIVE_PROBE,
+        **_admission_estimate(body, method),
+    )
     if method == STREAM:
         encoder = gn.GenerateStreamEncoder(alias, sse=_wants_sse(request), include_thoughts=True)
-        events = await pipeline.tally_stream(
-            ctx, client.forward_stream(route.upstream_model, body), gn.estimate_prompt(body), NATIVE_PROBE
-        )
+        events = await pipeline.forward_stream(native, identity, ctx)
         return stream_response(_relay(events, encoder, alias), encoder.media_type)
+    reply = await pipeline.forward(native, identity, ctx)
+    if method in ("embedContent", "batchEmbedContents"):
+        return json_response(reply)
+    return json_response(gn.rename_model_version(reply, alias))
+
+
+def _native_usage(body: dict, method: str):
+    """How a native reply's usage is read: Gemini reports it on generateContent; embeddings report
+    none (the prompt estimate stands); countTokens costs nothing."""
     if method in ("embedContent", "batchEmbedContents"):
         estimate = hub.Usage(prompt_tokens=gn.estimate_prompt(body), source="estimated")
-        reply = await pipeline.forward(ctx, client.forward(route.upstream_model, method, body), lambda _: estimate)
-        return json_response(reply)
-    usage_of = gn.usage_of if method == "generateContent" else (lambda _: hub.Usage())
-    reply = await pipeline.forward(ctx, client.forward(route.upstream_model, method, body), usage_of)
-    return json_response(gn.rename_model_version(reply, alias))
+        return lambda _: estimate
+    return gn.usage_of if method in ("generateContent", STREAM) else (lambda _: hub.Usage())
 
 
 async def _relay(events, encoder: gn.GenerateStreamEncoder, alias: str):
@@ -153,7 +168,7 @@ async def get_model(request: HttpRequest, identity: KeyIdentity, ctx: CallContex
     for info in await pipeline.list_models(identity):
         if info.id == name:
             return json_response(gn.build_model(info))
-    await pipeline.open_route(name, identity, ctx)  # routable but unlisted; else 404 / 403
+    await pipeline.check_model(name, identity, ctx)  # routable but unlisted; else 404 / 403
     return json_response(gn.build_model(hub.ModelInfo(id=name)))
 
 

@@ -42,19 +42,17 @@ async def _generate(request, identity, ctx, parse, build, encoder_class) -> Http
     body = ol.parse_body(read_body(request))
     if ol.is_load_request(body):
         load = ol.parse_load_request(body)
-        await pipeline.open_route(load.model, identity, ctx)  # unknown → 404, not allowed → 403
+        await pipeline.check_model(load.model, identity, ctx)  # unknown → 404, not allowed → 403
         return json_response(
             ol.build_load_response(
                 load.model, done_reason=load.done_reason, generate=parse is ol.parse_generate_request
             )
         )
     req = parse(body)
-    route, client = await pipeline.open_chat_route(req, identity, ctx)
-    await pipeline.prepare(req, route)
     if req.stream:
-        events = await pipeline.stream_chat(req, client, ctx)
+        events = await pipeline.run_stream(req, identity, ctx)
         return stream_response(stream_frames(events, _Timed(encoder_class(req.model), ctx)), ol.MEDIA_TYPE)
-    resp = await pipeline.chat(req, client, ctx)
+    resp = await pipeline.run_chat(req, identity, ctx)
     return json_response(build(resp, req.model, timings=_timings(ctx)))
 
 
@@ -71,7 +69,7 @@ async def generate(request: HttpRequest, identity: KeyIdentity, ctx: CallContext
 async def _embed(request: HttpRequest, identity: KeyIdentity, ctx: CallContext, parse) -> hub.EmbedResponse | None:
     req = parse(ol.parse_body(read_body(request)))
     if not req.inputs:  # Ollama answers an empty input with no embeddings, without the model
-        await pipeline.open_route(req.model, identity, ctx)
+        await pipeline.check_model(req.model, identity, ctx)
         return None
     return await pipeline.embed(req, identity, ctx)
 
@@ -98,7 +96,7 @@ async def show(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) ->
     for info in await pipeline.list_models(identity):
         if info.id in wanted:
             return json_response(ol.build_show(info))
-    await pipeline.open_route(name, identity, ctx)  # routable but unlisted (hidden alias, other Gemini model)
+    await pipeline.check_model(name, identity, ctx)  # routable but unlisted (hidden alias, other Gemini model)
     return json_response(ol.build_show(hub.ModelInfo(id=name.removesuffix(":latest"))))
 
 

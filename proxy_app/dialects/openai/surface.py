@@ -34,34 +34,40 @@ async def _chat_like(
     body = read_json(request)
     req = parse(body)
     ctx.requested_model = req.model
-    route, client = await pipeline.open_chat_route(req, identity, ctx)
+    route = await pipeline.check_model(req.model, identity, ctx)
     if route.same_family("openai") and parse is oa.parse_chat_request:
-        return await _pass_through(body, req, route, client, ctx)
-    await pipeline.prepare(req, route)
+        return await _pass_through(body, req, identity, ctx)
     completion_id, created = _ids(id_prefix)
     if req.stream:
-        events = await pipeline.stream_chat(req, client, ctx)
+        events = await pipeline.run_stream(req, identity, ctx)
         encoder = encoder_class(
             req.model, completion_id=completion_id, created=created, include_usage=req.include_usage
         )
         return stream_response(stream_frames(events, encoder), "text/event-stream")
-    resp = await pipeline.chat(req, client, ctx)
+    resp = await pipeline.run_chat(req, identity, ctx)
     return json_response(build(resp, req.model, created=created, completion_id=completion_id))
 
 
-async def _pass_through(body: dict, req, route, client, ctx: CallContext) -> HttpResponse:
+async def _pass_through(body: dict, req, identity: KeyIdentity, ctx: CallContext) -> HttpResponse:
     """OpenAI client, OpenAI-compatible upstream: the body goes through with only the model renamed.
 
     Streams always ask the upstream for usage (so it is always known) and drop the usage chunk
     again when the client did not ask for it.
     """
-    body = {**body, "model": route.upstream_model}
-    if not req.stream:
-        reply = await pipeline.forward(ctx, client.forward_chat(body), outbound.usage_of)
-        return json_response({**reply, "model": req.model})
-    chunks = await pipeline.tally_stream(
-        ctx, client.forward_chat_stream(body), hub.estimate_prompt_tokens(req.messages), PASS_PROBE
+    native = pipeline.Native(
+        model=req.model,
+        send=(lambda client, model: client.forward_chat_stream({**body, "model": model}))
+        if req.stream
+        else (lambda client, model: client.forward_chat({**body, "model": model})),
+        prompt_estimate=hub.estimate_prompt_tokens(req.messages),
+        max_tokens=req.max_tokens * req.n if req.max_tokens else None,
+        usage_of=outbound.usage_of,
+        probe=PASS_PROBE,
     )
+    if not req.stream:
+        reply = await pipeline.forward(native, identity, ctx)
+        return json_response({**reply, "model": req.model})
+    chunks = await pipeline.forward_stream(native, identity, ctx)
     return stream_response(_relay(chunks, req.model, req.include_usage), "text/event-stream")
 
 
