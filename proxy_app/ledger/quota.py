@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
-from django.db.models import Q, Sum
 
 from accounts.limits import EffectiveLimits, Scope, effective_limits
 from proxy_app.core import hub
@@ -374,16 +374,9 @@ async def _scope_totals(kind: str, scope_id: int, now: float) -> dict:
 
 
 async def _query_totals(kind: str, scope_id: int, day: datetime) -> dict:
-    from proxy_app.models import UsageRecord
+    from proxy_app.ledger import reports
 
-    month = day.replace(day=1)
-    month_end = month + timedelta(days=calendar.monthrange(month.year, month.month)[1])
-    owner = Q(user_id=scope_id) if kind == "user" else Q(api_key_id=scope_id)
-    return await UsageRecord.objects.filter(owner, created_at__gte=month, created_at__lt=month_end).aaggregate(
-        daily_tokens=Sum("total_tokens", filter=Q(created_at__gte=day, created_at__lt=day + timedelta(days=1))),
-        monthly_tokens=Sum("total_tokens"),
-        budget_usd=Sum("cost_usd"),
-    )
+    return await sync_to_async(reports.quota_usage)(kind, scope_id, day)
 
 
 # --- settlement ---------------------------------------------------------------------------------

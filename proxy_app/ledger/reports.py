@@ -1,4 +1,5 @@
-"""Usage aggregations for the admin dashboard, the key admin and the member page.
+"""Usage totals: the one module that sums usage rows, for the admin dashboard and changelist, the
+key admin, the member page, `manage.py usage_report` and the quota counters' seeds.
 
 Everything is summed in SQL (TruncDate + Sum/Count, GROUP BY) over a bounded date range, never over
 the whole table, and works the same on SQLite and PostgreSQL.
@@ -11,6 +12,8 @@ table. Only raw rows know the key, so per-key figures cover the raw retention pe
 
 from __future__ import annotations
 
+import calendar
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -319,3 +322,65 @@ def member_usage(user_id: int, *, now: datetime | None = None) -> dict:
         "limits": limits,
         "quotas": quota_lines(limits, today_totals, month_totals),
     }
+
+
+# --- usage_report, the usage changelist's totals, quota seeds -------------------------------------
+
+REPORT_SUMS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd")
+
+
+def report(*, username: str | None = None, since: datetime | None = None) -> list[dict]:
+    """Totals per user and model: requests, prompt, completion and total tokens (`usage_report`)."""
+    rows = UsageRecord.objects.all()
+    if username:
+        rows = rows.filter(user__username=username)
+    if since:
+        rows = rows.filter(created_at__gte=since)
+    totals = (
+        rows.values("user__username", "requested_model")
+        .annotate(
+            requests=Count("id"),
+            prompt_tokens=Sum("prompt_tokens"),
+            completion_tokens=Sum("completion_tokens"),
+            total_tokens=Sum("total_tokens"),
+            cost_usd=Sum("cost_usd"),
+        )
+        .order_by("user__username", "requested_model")
+    )
+    return [_report_row(t) for t in totals]
+
+
+def _report_row(t: dict) -> dict:
+    return {
+        "user": t["user__username"] or "(no user)",
+        "model": t["requested_model"],
+        "requests": t["requests"],
+        "prompt_tokens": t["prompt_tokens"] or 0,
+        "completion_tokens": t["completion_tokens"] or 0,
+        "total_tokens": t["total_tokens"] or 0,
+        "cost_usd": float(t["cost_usd"] or 0),
+    }
+
+
+def totals(rows: Iterable[dict]) -> dict:
+    """The TOTAL line of report() rows."""
+    return {k: sum(r[k] for r in rows) for k in REPORT_SUMS}
+
+
+def raw_totals(queryset) -> dict:
+    """SUMS over a queryset of raw rows (the usage changelist's filtered selection)."""
+    sums = queryset.aggregate(**raw_sums("s_"))
+    return {name: sums[f"s_{name}"] or 0 for name in SUMS}
+
+
+def quota_usage(kind: str, scope_id: int, day: datetime) -> dict:
+    """Tokens of the UTC `day` (midnight) and tokens and cost of its month, for one quota scope
+    (kind "user" or "key"): what quota seeds a cold day/month/budget counter with."""
+    month = day.replace(day=1)
+    month_end = month + timedelta(days=calendar.monthrange(month.year, month.month)[1])
+    owner = Q(user_id=scope_id) if kind == "user" else Q(api_key_id=scope_id)
+    return UsageRecord.objects.filter(owner, created_at__gte=month, created_at__lt=month_end).aggregate(
+        daily_tokens=Sum("total_tokens", filter=Q(created_at__gte=day, created_at__lt=day + timedelta(days=1))),
+        monthly_tokens=Sum("total_tokens"),
+        budget_usd=Sum("cost_usd"),
+    )

@@ -6,7 +6,7 @@ import orjson
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from proxy_app.ledger.usage import report, totals
+from proxy_app.ledger.reports import report, totals
 
 
 class Command(BaseCommand):
