@@ -1,4 +1,12 @@
-"""The only writers of keys: issue and revoke. The admin and the commands both call these."""
+"""The only writers of ApiKey and Limits rows: the admin, the member page, the chat page and the
+commands all call these (tests/test_one_writer.py checks it).
+
+Keys: issue_key / save_new_key, update_key, revoke_key (by prefix or name) / revoke_keys, delete_keys.
+Limits: set_limits (the set_limits command), default_limits, save_limits, delete_limits.
+
+Outside this module only the usage writer touches ApiKey, to bump `last_used_at`
+(proxy_app.ledger.usage), and Django's deletion of a user cascades to its keys and limits.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.keys import hash_secret, make_secret
-from accounts.models import ApiKey
+from accounts.models import ApiKey, Limits
 
 
 class KeyServiceError(Exception):
@@ -71,3 +79,58 @@ def revoke_key(prefix_or_name: str) -> list[ApiKey]:
             key.revoked_at = now
             key.save(update_fields=["revoked_at"])
     return keys
+
+
+def revoke_keys(keys) -> int:
+    """Revoke the keys of the queryset `keys` not revoked yet (one conditional UPDATE, so a key
+    revoked meanwhile keeps its first revocation time); return how many were revoked now."""
+    return keys.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def update_key(key: ApiKey) -> None:
+    """Save an existing key's edited fields (the admin's change form: name, models, expiry)."""
+    key.save()
+
+
+def delete_keys(keys) -> None:
+    """Delete a key, or the keys of a queryset (their usage rows keep their prefix)."""
+    keys.delete()
+
+
+# --- limits ---------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def set_limits(target: dict, values: dict, clear: list[str] | None) -> Limits | None:
+    """Apply `values` and clear the `clear` fields (all of them, row included, when empty) of the
+    Limits row of `target` ({"user": u} / {"api_key": k} / {"is_default": True}); None: removed.
+    Raises ValidationError for values the row refuses."""
+    row = Limits.objects.select_for_update().filter(**target).first()
+    if clear == [] and not values:
+        if row is not None:
+            row.delete()
+        return None
+    row = row or Limits(**target)
+    for name in clear or ():
+        setattr(row, name, None)
+    for name, value in values.items():
+        setattr(row, name, value)
+    row.full_clean()
+    row.save()
+    return row
+
+
+def default_limits() -> Limits:
+    """The default limits row, created empty (limiting nothing) when there is none."""
+    row, _ = Limits.objects.get_or_create(is_default=True)
+    return row
+
+
+def save_limits(row: Limits) -> None:
+    """Save a Limits row an admin form has validated (the limits admin and the limits inlines)."""
+    row.save()
+
+
+def delete_limits(rows) -> None:
+    """Delete a Limits row, or the rows of a queryset (the defaults apply again to their owners)."""
+    rows.delete()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -20,7 +20,7 @@ from accounts.models import Limits
 from accounts.services import issue_key
 from proxy_app.core import hub
 from proxy_app.core.errors import RateLimited, UpstreamUnavailable
-from proxy_app.ledger import counters, pricing, quota
+from proxy_app.ledger import counters, pricing, quota, rollup
 from proxy_app.ledger.counters import MemoryCounters, RedisCounters
 from proxy_app.models import ModelPrice, UsageRecord
 from tests.test_counters import backend, closed_port  # noqa: F401  (fixture: memory and Redis)
@@ -448,6 +448,35 @@ async def test_counters_match_the_usage_table_after_a_restart(backend, alice):
             ("user alice", "budget_usd"): pricing.micro_usd(sum(r.cost_usd for r in rows)),
         }
     )
+
+
+async def test_seeds_count_rolled_up_days_whose_raw_rows_were_pruned(backend, alice, alice_phone):
+    """A raw-row retention shorter than a month: the month's counters are seeded from the daily
+    roll-up for the pruned days and from raw rows for the rest, as before pruning."""
+    rows = [usage_row(alice, datetime(2026, 2, 27, 9, tzinfo=UTC), 999, "9.99")]  # last month
+    for day in range(1, 15):  # March 1st to the 14th (T0's day), from both of alice's keys
+        rows.append(usage_row(alice, datetime(2026, 3, day, 9, tzinfo=UTC), 100 * day, "0.01"))
+        rows.append(usage_row(alice_phone, datetime(2026, 3, day, 10, tzinfo=UTC), 7, "0.002"))
+    await UsageRecord.objects.abulk_create(rows)
+    await set_limits(user_id=alice.user_id, daily_tokens=10**6, monthly_tokens=10**6, budget_usd=Decimal("100"))
+
+    async def seeded() -> dict:
+        await backend.clear()  # a restart: every counter cold
+        quota.clear_cache()
+        await admit(alice, prompt=0, max_tokens=0)  # seeds; reserves nothing
+        return await counter_values(alice)
+
+    before = await seeded()
+    assert before == {
+        ("user alice", "daily_tokens"): 1400 + 7,
+        ("user alice", "monthly_tokens"): 100 * sum(range(1, 15)) + 14 * 7,  # 10598
+        ("user alice", "budget_usd"): pricing.micro_usd(14 * Decimal("0.012")),  # $0.168
+    }
+    result = await sync_to_async(rollup.run)(retention=3, today=T0.date())
+    assert result.pruned_before == date(2026, 3, 11)
+    assert result.pruned_rows == 1 + 10 * 2  # February 27th and March 1st to 10th
+    assert await UsageRecord.objects.acount() == 4 * 2  # March 11th to 14th
+    assert await seeded() == before
 
 
 # --- the store is down -----------------------------------------------------------------------------

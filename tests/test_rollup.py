@@ -3,6 +3,8 @@ raw rows past the retention, with the history still in the dashboard's figures."
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -164,3 +166,44 @@ def test_two_concurrent_runs_write_each_row_once(history):
     assert not errors
     assert UsageDaily.objects.count() == 16
     assert daily(TODAY - timedelta(days=5), history["bob"], "gpt-4o").requests == 1
+
+
+def usage_report(*args: str) -> dict:
+    out = io.StringIO()
+    call_command("usage_report", "--json", *args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_usage_report_keeps_the_history_of_pruned_days(history):
+    """usage_report reads the roll-up for rolled-up days: pruning raw rows changes none of its figures."""
+    since = (TODAY - timedelta(days=4)).isoformat()
+    before = [usage_report(), usage_report("--since", since), usage_report("--user", "bob")]
+    result = rollup.run(retention=2)
+    assert result.pruned_rows == 3 * 4  # days 5, 4 and 3 ago
+    after = [usage_report(), usage_report("--since", since), usage_report("--user", "bob")]
+    assert after == before
+    assert before[0]["totals"] == {
+        "requests": 25,
+        "prompt_tokens": 733,
+        "completion_tokens": 1466,
+        "total_tokens": 2199,
+        "cost_usd": pytest.approx(3.019),
+    }
+    assert before[1]["totals"]["requests"] == 5 * 4 + 1  # days 4 ago to today
+    assert before[2]["rows"] == [
+        {
+            "user": "bob",
+            "model": "gpt-4o",
+            "requests": 6,
+            "prompt_tokens": 600,
+            "completion_tokens": 1200,
+            "total_tokens": 1800,
+            "cost_usd": 3.0,
+        }
+    ]
+    assert [(r["user"], r["model"]) for r in before[0]["rows"]] == [
+        ("(no user)", "gpt-4o"),
+        ("alice", "gemini-2.5-flash"),
+        ("alice", "gpt-4o"),
+        ("bob", "gpt-4o"),
+    ]

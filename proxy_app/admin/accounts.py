@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
+from accounts import services
 from accounts.models import ApiKey, Limits
 from accounts.services import KeyServiceError, save_new_key
 
@@ -47,6 +48,20 @@ class KeyLimitsInline(UserLimitsInline):
     fk_name = "api_key"
 
 
+class LimitsInlineWrites:
+    """For admins with a limits inline: its rows are saved and deleted through accounts.services."""
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Limits:
+            return super().save_formset(request, form, formset, change)
+        rows = formset.save(commit=False)
+        for row in formset.deleted_objects:
+            services.delete_limits(row)
+        for row in rows:
+            services.save_limits(row)
+        formset.save_m2m()
+
+
 @admin.register(Limits)
 class LimitsAdmin(admin.ModelAdmin):
     list_display = ["__str__", "describe", "updated_at"]
@@ -67,8 +82,17 @@ class LimitsAdmin(admin.ModelAdmin):
         """The default limits row (created empty, i.e. limiting nothing, on first visit)."""
         if not self.has_change_permission(request):
             return redirect("admin:index")
-        row, _ = Limits.objects.get_or_create(is_default=True)
+        row = services.default_limits()
         return redirect("admin:accounts_limits_change", row.pk)
+
+    def save_model(self, request, obj, form, change):
+        services.save_limits(obj)
+
+    def delete_model(self, request, obj):
+        services.delete_limits(obj)
+
+    def delete_queryset(self, request, queryset):
+        services.delete_limits(queryset)
 
 
 # --- keys -----------------------------------------------------------------------------------------
@@ -133,7 +157,7 @@ class KeyChangeList(ChangeList):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(LimitsInlineWrites, admin.ModelAdmin):
     form = ApiKeyForm
     list_display = [
         "name",
@@ -163,11 +187,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            return super().save_model(request, obj, form, change)
+            return services.update_key(obj)
         try:
             request._new_api_key_secret = save_new_key(obj)
         except KeyServiceError as exc:
             messages.error(request, str(exc))
+
+    def delete_model(self, request, obj):
+        services.delete_keys(obj)
+
+    def delete_queryset(self, request, queryset):
+        services.delete_keys(queryset)
 
     def response_add(self, request, obj, post_url_continue=None):
         secret = getattr(request, "_new_api_key_secret", None)
@@ -184,7 +214,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request, queryset):
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        count = services.revoke_keys(queryset)
         messages.success(request, f"Revoked {count} key(s). They stop working within seconds.")
 
     @admin.display(description="status")
@@ -237,7 +267,7 @@ if admin.site.is_registered(User):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(LimitsInlineWrites, DjangoUserAdmin):
     """Django's user admin plus the user's limits and keys."""
 
     def get_inlines(self, request, obj):

@@ -186,13 +186,13 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         queryset = changelist.queryset.order_by()
         if not changelist.paginator.capped:
             bounded = UsageRecord.objects.filter(pk__in=queryset.values("pk")[: CappedPaginator.CAP + 1])
-            return {"usage_totals": _sums(bounded), "totals_scope": ""}
+            return {"usage_totals": dashboard.raw_totals(bounded), "totals_scope": ""}
         dates = next((f for f in changelist.filter_specs if isinstance(f, DateRangeFilter)), None)
         if dates and dates.start and (dates.end or dashboard.utc_today()) - dates.start < TOTALS_MAX_DAYS:
-            return {"usage_totals": _sums(queryset), "totals_scope": ""}
+            return {"usage_totals": dashboard.raw_totals(queryset), "totals_scope": ""}
         today = dashboard.utc_today()
         queryset = queryset.filter(created_at__gte=dashboard.day_start(today))
-        return {"usage_totals": _sums(queryset), "totals_scope": f"today ({today}, UTC)"}
+        return {"usage_totals": dashboard.raw_totals(queryset), "totals_scope": f"today ({today}, UTC)"}
 
     def export_csv(self, request):
         """Stream the current filtered selection as CSV (newest first), in keyset-paged batches."""
@@ -206,11 +206,6 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         response = StreamingHttpResponse(_csv_stream(queryset), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="usage-{stamp}.csv"'
         return response
-
-
-def _sums(queryset) -> dict:
-    sums = queryset.aggregate(**dashboard.raw_sums("s_"))
-    return {name: sums[f"s_{name}"] or 0 for name in dashboard.SUMS}
 
 
 async def _csv_stream(queryset):

@@ -20,7 +20,10 @@ prompt larger than estimated) — and then by at most that excess.
 
 Windows: requests/tokens per minute are fixed one-minute windows (a burst may straddle a
 boundary); days and months are UTC calendar periods. Day/month/budget counters are seeded from
-the usage table when missing (a restart, a new period). When the Redis store does not answer,
+the usage tables when missing (a restart, a new period), by ledger.reports.quota_usage: a user's
+from the daily roll-up for rolled-up days (whose raw rows may be pruned) and raw rows after; a
+key's from raw rows only (the roll-up has no key), so with a raw retention shorter than a month a
+key's monthly counter is seeded with the retained days only. When the Redis store does not answer,
 QUOTA_REDIS_FAILURE decides: "closed" (default) refuses with 503, "open" admits unmetered.
 
 Known edges, each bounded by the requests in flight at that moment: a day/month counter seeded
@@ -43,9 +46,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
-from django.db.models import Q, Sum
 
 from accounts.limits import EffectiveLimits, Scope, effective_limits
 from proxy_app.core import hub
@@ -328,7 +331,7 @@ def _usd(micro: int) -> str:
 
 
 async def seed_values(items: list[tuple[int, Counted]], now: float) -> dict[int, int]:
-    """Current day/month totals from UsageRecord for each (slot index, counted)."""
+    """Current day/month totals from the usage tables for each (slot index, counted)."""
     scopes = {(c.scope.kind, c.scope.id) for _, c in items}
     totals = {scope: await _scope_totals(*scope, now) for scope in sorted(scopes)}
     seeds = {}
@@ -348,10 +351,10 @@ def clear_cache() -> None:
 
 
 async def _scope_totals(kind: str, scope_id: int, now: float) -> dict:
-    """One query per scope and day, shared by every request that finds the same counters cold
-    at once (a restart under load would otherwise send one aggregate per request). The answer
-    is kept SEED_MEMO_SECONDS more for requests whose "missing" reply was already on its way;
-    seeds are written with SET NX, so a late duplicate changes nothing."""
+    """One read of the usage tables per scope and day, shared by every request that finds the
+    same counters cold at once (a restart under load would otherwise send one read per request).
+    The answer is kept SEED_MEMO_SECONDS more for requests whose "missing" reply was already on
+    its way; seeds are written with SET NX, so a late duplicate changes nothing."""
     day = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     flight = (kind, scope_id, day)
     loop = asyncio.get_running_loop()
@@ -374,16 +377,9 @@ async def _scope_totals(kind: str, scope_id: int, now: float) -> dict:
 
 
 async def _query_totals(kind: str, scope_id: int, day: datetime) -> dict:
-    from proxy_app.models import UsageRecord
+    from proxy_app.ledger import reports
 
-    month = day.replace(day=1)
-    month_end = month + timedelta(days=calendar.monthrange(month.year, month.month)[1])
-    owner = Q(user_id=scope_id) if kind == "user" else Q(api_key_id=scope_id)
-    return await UsageRecord.objects.filter(owner, created_at__gte=month, created_at__lt=month_end).aaggregate(
-        daily_tokens=Sum("total_tokens", filter=Q(created_at__gte=day, created_at__lt=day + timedelta(days=1))),
-        monthly_tokens=Sum("total_tokens"),
-        budget_usd=Sum("cost_usd"),
-    )
+    return await sync_to_async(reports.quota_usage)(kind, scope_id, day)
 
 
 # --- settlement ---------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Usage aggregations for the admin dashboard, the key admin and the member page.
+"""Usage totals: the one module that sums usage rows, for the admin dashboard and changelist, the
+key admin, the member page, `manage.py usage_report` and the quota counters' seeds.
 
 Everything is summed in SQL (TruncDate + Sum/Count, GROUP BY) over a bounded date range, never over
 the whole table, and works the same on SQLite and PostgreSQL.
@@ -6,17 +7,20 @@ the whole table, and works the same on SQLite and PostgreSQL.
 Two sources, one answer: days before `rolled_until()` (the day after the newest UsageDaily row)
 come from the daily roll-up (`manage.py rollup_usage`), later days from the raw UsageRecord rows.
 So the history stays complete after old raw rows are pruned, and long ranges read the small
-table. Only raw rows know the key, so per-key figures cover the raw retention period only.
+table. Each day comes from exactly one source: no double counting. Only raw rows know the key, so
+per-key figures (and the seeds of key-scope quota counters) cover the raw retention period only.
 """
 
 from __future__ import annotations
 
+import calendar
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, Max, Q, Sum
+from django.db.models import Count, F, Max, Min, Q, Sum
 from django.db.models.functions import TruncDate
 
 from accounts.limits import LimitSet, resolve
@@ -319,3 +323,86 @@ def member_usage(user_id: int, *, now: datetime | None = None) -> dict:
         "limits": limits,
         "quotas": quota_lines(limits, today_totals, month_totals),
     }
+
+
+# --- usage_report, the usage changelist's totals, quota seeds -------------------------------------
+
+REPORT_SUMS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd")
+
+
+def report(*, username: str | None = None, since: date | None = None) -> list[dict]:
+    """Totals per user and model from the UTC day `since` (None: all history) on: requests, prompt,
+    completion and total tokens, cost (`usage_report`). From the combined source (daily_totals), so
+    days whose raw rows were pruned count with their roll-up."""
+    user_id = None
+    if username:
+        user_id = get_user_model().objects.filter(username=username).values_list("pk", flat=True).first()
+        if user_id is None:
+            return []
+    span = history_span()
+    if span is None:
+        return []
+    start = max(since, span[0]) if since else span[0]
+    rows = daily_totals(start, span[1] + timedelta(days=1), by=("user", "model"), user_id=user_id)
+    per_pair = fold(rows, lambda r: (r["user"], r["model"]))
+    names = _usernames(user for user, _ in per_pair)
+    ordered = sorted(per_pair, key=lambda pair: (pair[0] is not None, names.get(pair[0], ""), pair[1]))
+    return [_report_row(user, names, model, per_pair[(user, model)]) for user, model in ordered]
+
+
+def history_span() -> tuple[date, date] | None:
+    """The first and last UTC day with usage, in the roll-up or the raw rows (None: no usage)."""
+    days = UsageDaily.objects.aggregate(first=Min("day"), last=Max("day"))
+    raw = UsageRecord.objects.order_by("created_at").values_list("created_at", flat=True)
+    oldest, newest = raw.first(), raw.last()
+    found = [d for d in (days["first"], days["last"]) if d] + [utc_today(t) for t in (oldest, newest) if t]
+    return (min(found), max(found)) if found else None
+
+
+def _report_row(user_id: int | None, names: dict[int, str], model: str, sums: dict) -> dict:
+    return {
+        "user": "(no user)" if user_id is None else names.get(user_id, f"#{user_id}"),
+        "model": model,
+        "requests": sums["requests"],
+        "prompt_tokens": sums["prompt_tokens"],
+        "completion_tokens": sums["completion_tokens"],
+        "total_tokens": sums["total_tokens"],
+        "cost_usd": float(sums["cost_usd"]),
+    }
+
+
+def totals(rows: Iterable[dict]) -> dict:
+    """The TOTAL line of report() rows."""
+    return {k: sum(r[k] for r in rows) for k in REPORT_SUMS}
+
+
+def raw_totals(queryset) -> dict:
+    """SUMS over a queryset of raw rows (the usage changelist's filtered selection)."""
+    sums = queryset.aggregate(**raw_sums("s_"))
+    return {name: sums[f"s_{name}"] or 0 for name in SUMS}
+
+
+def quota_usage(kind: str, scope_id: int, day: datetime) -> dict:
+    """Tokens of the UTC `day` (midnight) and tokens and cost of its month, for one quota scope
+    (kind "user" or "key"): what quota seeds a cold day/month/budget counter with.
+
+    A user's figures come from daily_totals, so days whose raw rows were pruned count with their
+    roll-up. The roll-up has no key: a key's figures are its raw rows, so with a raw retention
+    shorter than a month a key's monthly figures cover only the retained days."""
+    if kind == "user":
+        today, month = day.date(), month_start(day.date())
+        rows = daily_totals(month, _next_month(month), user_id=scope_id)
+        sums = total(rows)
+        today_tokens = sum(r["total_tokens"] for r in rows if r["day"] == today)
+        return {"daily_tokens": today_tokens, "monthly_tokens": sums["total_tokens"], "budget_usd": sums["cost_usd"]}
+    month = day.replace(day=1)
+    month_end = day_start(_next_month(month.date()))
+    return UsageRecord.objects.filter(api_key_id=scope_id, created_at__gte=month, created_at__lt=month_end).aggregate(
+        daily_tokens=Sum("total_tokens", filter=Q(created_at__gte=day, created_at__lt=day + timedelta(days=1))),
+        monthly_tokens=Sum("total_tokens"),
+        budget_usd=Sum("cost_usd"),
+    )
+
+
+def _next_month(first: date) -> date:
+    return first + timedelta(days=calendar.monthrange(first.year, first.month)[1])

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Count, Sum
 from django.utils import timezone
 
 from proxy_app.core import hub
@@ -89,43 +87,3 @@ def write_usage_rows(rows: list[UsageRow]) -> None:
 
 
 writer.register(UsageRow, write_usage_rows)
-
-
-def report(*, username: str | None = None, since: datetime | None = None) -> list[dict]:
-    """Totals per user and model: requests, prompt, completion and total tokens."""
-    from proxy_app.models import UsageRecord
-
-    rows = UsageRecord.objects.all()
-    if username:
-        rows = rows.filter(user__username=username)
-    if since:
-        rows = rows.filter(created_at__gte=since)
-    totals = (
-        rows.values("user__username", "requested_model")
-        .annotate(
-            requests=Count("id"),
-            prompt_tokens=Sum("prompt_tokens"),
-            completion_tokens=Sum("completion_tokens"),
-            total_tokens=Sum("total_tokens"),
-            cost_usd=Sum("cost_usd"),
-        )
-        .order_by("user__username", "requested_model")
-    )
-    return [_report_row(t) for t in totals]
-
-
-def _report_row(t: dict) -> dict:
-    return {
-        "user": t["user__username"] or "(no user)",
-        "model": t["requested_model"],
-        "requests": t["requests"],
-        "prompt_tokens": t["prompt_tokens"] or 0,
-        "completion_tokens": t["completion_tokens"] or 0,
-        "total_tokens": t["total_tokens"] or 0,
-        "cost_usd": float(t["cost_usd"] or 0),
-    }
-
-
-def totals(rows: Iterable[dict]) -> dict:
-    keys = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd")
-    return {k: sum(r[k] for r in rows) for k in keys}

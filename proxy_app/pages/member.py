@@ -25,7 +25,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import ApiKey
-from accounts.services import KeyServiceError, issue_key
+from accounts.services import KeyServiceError, issue_key, revoke_keys
 
 log = logging.getLogger(__name__)
 PER_MINUTE_KINDS = {"rpm": "requests this minute", "tpm": "tokens this minute", "max_parallel": "requests in flight"}
@@ -119,7 +119,7 @@ def revoke_key(request, key_id: int):
     if key is None:
         raise Http404("No such key.")
     if key.revoked_at is None:
-        ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        revoke_keys(ApiKey.objects.filter(pk=key.pk))
         messages.success(request, f"Key {key.name} ({key.prefix}…) is revoked; it stops working within seconds.")
     return redirect("member_home")
 

@@ -20,10 +20,10 @@ from decimal import Decimal, InvalidOperation
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 from django.db.models import Q
 
 from accounts.models import ApiKey, Limits
+from accounts.services import set_limits
 
 FLAGS = {name.replace("_", "-"): name for name in Limits.LIMIT_FIELDS}  # "daily-tokens" -> "daily_tokens"
 
@@ -63,24 +63,6 @@ def find_target(*, user: str | None, token: str | None, default: bool) -> dict:
     if len(keys) > 1:
         raise CommandError(f"several keys are named {token!r}; give the key's prefix instead")
     return {"api_key": keys[0]}
-
-
-@transaction.atomic
-def update_limits(target: dict, values: dict, clear: list[str] | None) -> Limits | None:
-    """Apply `values` and clear the `clear` fields (all of them, row included, when empty)."""
-    row = Limits.objects.select_for_update().filter(**target).first()
-    if clear == [] and not values:
-        if row is not None:
-            row.delete()
-        return None
-    row = row or Limits(**target)
-    for name in clear or ():
-        setattr(row, name, None)
-    for name, value in values.items():
-        setattr(row, name, value)
-    row.full_clean()
-    row.save()
-    return row
 
 
 def label(target: dict) -> str:
@@ -128,7 +110,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Limits of {label(target)}: {row.describe() if row else 'none set'}.")
             return
         try:
-            row = update_limits(target, values, clear)
+            row = set_limits(target, values, clear)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
         if row is None:

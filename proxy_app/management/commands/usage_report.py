@@ -1,12 +1,12 @@
 """Token totals per user and model, as a table or JSON."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import orjson
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from proxy_app.ledger.usage import report, totals
+from proxy_app.ledger.reports import report, totals
 
 
 class Command(BaseCommand):
@@ -21,7 +21,7 @@ class Command(BaseCommand):
         since = None
         if opts["since"]:
             try:
-                since = datetime.strptime(opts["since"], "%Y-%m-%d").replace(tzinfo=UTC)
+                since = datetime.strptime(opts["since"], "%Y-%m-%d").date()
             except ValueError:
                 raise CommandError(f"--since {opts['since']!r} is not a date like 2026-01-31") from None
         if opts["user"] and not get_user_model().objects.filter(username=opts["user"]).exists():
