@@ -126,7 +126,8 @@ def test_quota_holds_across_two_processes(tmp_path, shared_stores, fake_gemini_s
 
     statuses = [r.status_code for r in responses]
     admitted = [r.json() for r in responses if r.status_code == 200]
-    assert set(statuses) <= {200, 429}, statuses
+    others = [(r.status_code, r.text[:300]) for r in responses if r.status_code not in (200, 429)]
+    assert set(statuses) <= {200, 429}, others
     assert admitted and statuses.count(429) > 0
     assert all(r.json()["error"]["code"] == "insufficient_quota" for r in responses if r.status_code == 429)
     used = sum(a["usage"]["total_tokens"] for a in admitted)
