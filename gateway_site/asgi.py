@@ -29,7 +29,7 @@ from proxy_app.ops.observability import MetricsASGI  # noqa: E402
 django_app = get_asgi_application()
 
 
-# Proxy routes (API-key clients) skip Django's request cycle: proxy_app/edge.py says why and how.
+# Proxy routes (API-key clients) skip Django's request cycle: proxy_app/call/edge.py says why and how.
 proxy_edge = ProxyEdge(django_app)
 
 

@@ -218,13 +218,13 @@ IMAGE_FETCH_TIMEOUT = env_float("GATEWAY_IMAGE_FETCH_TIMEOUT", 10.0)
 # Networks image URLs may resolve to despite being private/loopback/link-local (SSRF guard).
 IMAGE_FETCH_ALLOWED_NETWORKS = env_networks("GATEWAY_IMAGE_FETCH_ALLOWED_NETWORKS")
 
-# Detailed request logs (proxy_app/detail_log.py): off unless switched on in the admin, globally
+# Detailed request logs (proxy_app/ops/detail_log.py): off unless switched on in the admin, globally
 # or per upstream, or for everything with GATEWAY_DETAIL_LOG_ALL.
 DETAIL_LOG_ALL = env_bool("GATEWAY_DETAIL_LOG_ALL", False)
 DETAIL_LOG_DIR = Path(env_str("GATEWAY_DETAIL_LOG_DIR") or VAR_DIR / "detail-logs")
 DETAIL_LOG_MAX_BYTES = env_int("GATEWAY_DETAIL_LOG_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
 
-# Quotas and rate limits (accounts.Limits, proxy_app.quota): counters in process memory, or in
+# Quotas and rate limits (accounts.Limits, proxy_app.ledger.quota): counters in process memory, or in
 # Redis when REDIS_URL is set. If Redis cannot be reached: "closed" refuses with 503 (default),
 # "open" admits without counting.
 QUOTA_REDIS_FAILURE = env_str("GATEWAY_QUOTA_REDIS_FAILURE", "closed")
@@ -254,7 +254,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
-# --- Observability: JSON access log and /metrics (proxy_app/observability.py) -----------------
+# --- Observability: JSON access log and /metrics (proxy_app/ops/observability.py) -----------------
 # One JSON line per proxied request on stdout and/or a rotating file. RotatingFileHandler is not
 # safe for several processes sharing one file: put `{pid}` in the name to give each its own.
 ACCESS_LOG_STDOUT = env_bool("GATEWAY_ACCESS_LOG_STDOUT", True)
@@ -294,7 +294,7 @@ if ACCESS_LOG_FILE:
     _access_handlers.append("access_file")
 LOGGING["loggers"]["gateway.access"] = {"handlers": _access_handlers, "level": "INFO", "propagate": False}
 
-# --- Chat sessions (the earlier session proxies' /start_chat, /v1/sessions, ws/chat/: proxy_app/sessions.py) ------
+# --- Chat sessions (the earlier session proxies' /start_chat, /v1/sessions, ws/chat/: proxy_app/chat/sessions.py)
 # History entries (one user message or one answer each) kept per session; older ones are dropped
 # first, the system instruction always stays.
 SESSION_MAX_TURNS = env_int("GATEWAY_SESSION_MAX_TURNS", 50, minimum=2)
@@ -302,8 +302,8 @@ SESSION_MAX_TURNS = env_int("GATEWAY_SESSION_MAX_TURNS", 50, minimum=2)
 # the session over, e.g. after a crash mid-answer.
 SESSION_LOCK_SECONDS = env_int("GATEWAY_SESSION_LOCK_SECONDS", 900, minimum=10)
 
-# --- Admin dashboard, member page, usage roll-up (proxy_app/dashboard.py, accounts/member_views.py,
-# proxy_app/rollup.py) --------------------------------------------------------------------------
+# --- Admin dashboard, member page, usage roll-up (proxy_app/ledger/reports.py, proxy_app/pages/member.py,
+# proxy_app/ledger/rollup.py)
 # Members (any active Django account) see their keys and usage at /account/; when this is true
 # they may also create (up to MEMBERS_MAX_KEYS active) and revoke their own keys there.
 MEMBERS_MANAGE_KEYS = env_bool("GATEWAY_MEMBERS_MANAGE_KEYS", True)

@@ -118,7 +118,7 @@ class ThoughtSignature(models.Model):
 class ModelPrice(models.Model):
     """USD per million tokens for the models whose name starts with `model` (longest prefix wins).
 
-    Built-in defaults for current Gemini models live in proxy_app/pricing.py (and are copied
+    Built-in defaults for current Gemini models live in proxy_app/ledger/pricing.py (and are copied
     here by a migration so they can be edited); a row overrides the default of the same name.
     """
 
@@ -208,7 +208,7 @@ class ChatSession(models.Model):
     """A stateful chat (the earlier session proxies' /start_chat, /v1/sessions, the WebSocket): the history lives here,
     so any gateway process can answer its next message, and a restart loses nothing.
 
-    Written only by proxy_app/sessions.py. `history` is a list of {"role": "user"|"model", "text"}
+    Written only by proxy_app/chat/sessions.py. `history` is a list of {"role": "user"|"model", "text"}
     (plus "partial": true on an answer cut short by cancel or disconnect), capped at
     GATEWAY_SESSION_MAX_TURNS entries. One message at a time: `locked_until`/`lock_token` are a
     lease taken with one conditional UPDATE while an answer is produced (no transaction stays open

@@ -1,4 +1,4 @@
-"""The counter backends (proxy_app/counters.py), each test on both: in-process and real Redis.
+"""The counter backends (proxy_app/ledger/counters.py), each test on both: in-process and real Redis.
 
 Redis tests use TEST_REDIS_URL (default redis://127.0.0.1:6379/15), a key prefix of their own
 that is deleted after each test, and skip with the reason printed when no Redis answers.

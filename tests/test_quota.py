@@ -1,5 +1,5 @@
-"""Admission and settlement (proxy_app/quota.py) over real limits rows, usage rows and both counter
-backends (in-process and real Redis), with an injected clock; plus prices (proxy_app/pricing.py)
+"""Admission and settlement (proxy_app/ledger/quota.py) over real limits rows, usage rows and both counter
+backends (in-process and real Redis), with an injected clock; plus prices (proxy_app/ledger/pricing.py)
 and effective limits (accounts/limits.py)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Admin for upstreams (key write-only, never rendered), model mappings, prices, the usage ledger
 (filters, totals, CSV export, no full-table counts), its daily roll-up and retention, and the
-dashboard view (/admin/dashboard/, aggregations in proxy_app/dashboard.py)."""
+dashboard view (/admin/dashboard/, aggregations in proxy_app/ledger/reports.py)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""Request-validation primitives shared by the client dialect codecs (openai, ollama, gemini_native).
+"""Request-validation primitives shared by the client dialect codecs (openai, ollama, gemini).
 
 Each `as_*` check takes one decoded JSON value and the field path that names it, and returns the
 value typed or raises errors.InvalidRequest with `param` set to that path and a message quoting
 it ("'messages[2].content' must be a string"). `optional` applies a check to body[key] unless the
 key is absent or null. What a dialect words or reads its own way (Ollama's "model is required",
-proto3 integers in gemini_native) stays in that codec, built on these.
+proto3 integers in the gemini dialect) stays in that codec, built on these.
 Pure functions, no Django and no I/O.
 """
 

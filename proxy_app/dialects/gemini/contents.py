@@ -2,7 +2,7 @@
 
 The part of request parsing that walks a conversation: which data field each part holds, text and
 inline media, code-execution history, and pairing each functionResponse with the functionCall it
-answers (by id, else name, else position). gemini_native.py drives it for generateContent,
+answers (by id, else name, else position). request.py drives it for generateContent,
 countTokens and the embedding requests. Pure functions, no Django and no I/O.
 """
 

@@ -7,11 +7,11 @@ Clients talk to the gateway as if it were generativelanguage.googleapis.com
   `estimate_prompt`, `rename_model_version`);
 - any other upstream: the body is translated into hub objects (`parse_generate_request`,
   `parse_count_tokens_request`, `parse_embed_request`) following the mapping.md §8 table; the
-  conversation itself (`contents`, `systemInstruction`) is read by gemini_native_contents.py.
+  conversation itself (`contents`, `systemInstruction`) is read by contents.py.
 Request keys arrive camelCase, snake_case or mixed at any depth (gemini.md §2), so every parser
 first runs `normalise`. Malformed values raise errors.InvalidRequest naming the field path
 (`contents[1].parts[0].inlineData.mimeType`), never a TypeError/KeyError. Responses, stream frames,
-model lists, error bodies and the pass-through helpers live in gemini_native_stream.py and are
+model lists, error bodies and the pass-through helpers live in response.py and are
 re-exported here, so callers import one module.
 """
 

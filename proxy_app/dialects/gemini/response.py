@@ -7,7 +7,7 @@ What google-genai, @google/genai and Gemini CLI must be able to read back: Gener
 (whole, or as `alt=sse` events / one streamed JSON array), embeddings, countTokens, Model lists and
 google.rpc.Status error bodies (gemini.md §8–§13; mapping.md §6.4 reverse, §7 reverse, §8, §11,
 §12). Responses are camelCase only and omit proto3 defaults where Google does (zero token counts):
-the SDK silently ignores snake_case keys. `gemini_native.py` re-exports everything public here.
+the SDK silently ignores snake_case keys. `request.py` re-exports everything public here.
 """
 
 from __future__ import annotations

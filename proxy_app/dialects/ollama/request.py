@@ -9,7 +9,7 @@ Two kinds of request are answered without calling the upstream, and the caller c
 before parsing: model loads (`is_load_request` -> `parse_load_request` -> `build_load_response`)
 and empty embeddings (`EmbedRequest.inputs == []` -> `build_empty_embed_response` /
 `build_legacy_embeddings_response`).
-The outbound half (responses, NDJSON frames, tags/show, errors) is ollama_stream.py, re-exported here.
+The outbound half (responses, NDJSON frames, tags/show, errors) is response.py, re-exported here.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Pure functions, no Django and no I/O: the view parses the body and hands the obj
 Field policy (map / ignore / 400) follows docs/reference/mapping.md §1–§5, §10; wire shapes
 follow openai.md §2, §3, §6, §8. Every malformed value raises errors.InvalidRequest whose `param`
 is the field path ("messages[2].content[0].image_url.url"), never a bare TypeError/KeyError.
-The outbound half (responses, stream frames, error bodies) is openai_stream.py, re-exported here.
+The outbound half (responses, stream frames, error bodies) is response.py, re-exported here;
+`messages` is read by messages.py.
 """
 
 from __future__ import annotations

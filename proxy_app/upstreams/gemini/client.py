@@ -1,6 +1,6 @@
 """Client for Google's native Gemini REST API (v1beta): URLs, key header, SSE reading.
 
-Bodies are built and read by the codec in proxy_app.dialects.gemini; this module only moves them.
+Bodies are built and read by codec.py (proxy_app.upstreams.gemini.codec); this module only moves them.
 Streams are always requested with `alt=sse` (gemini.md §9.1), so no JSON-array parser is needed.
 """
 

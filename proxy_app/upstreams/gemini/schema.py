@@ -1,4 +1,4 @@
-"""Gemini's wire vocabulary, so gemini.py holds only the translation rules.
+"""Gemini's wire vocabulary, so codec.py holds only the translation rules.
 
 Three kinds of knowledge about Google's JSON live here: typed readers for proto3 JSON replies
 (defaults are omitted, so None reads as empty; a wrong type is an UpstreamError, never a crash),

@@ -2,7 +2,7 @@
 
 The base URL is the one the provider documents for its OpenAI SDK (`https://api.openai.com/v1`,
 `https://api.deepseek.com/v1`, `http://127.0.0.1:11434/v1`); the client appends /chat/completions,
-/embeddings and /models. Bodies are built and read by proxy_app.dialects.openai_outbound; this
+/embeddings and /models. Bodies are built and read by proxy_app.upstreams.openai_compat.codec; this
 module only moves them. Streams always ask for the usage chunk (stream_options.include_usage).
 
 Two ways in: the hub methods of UpstreamClient (any client dialect), and `forward_*` for an

@@ -1,13 +1,13 @@
 """OpenAI codec, upstream side: hub requests → OpenAI bodies, OpenAI replies → hub objects.
 
 For talking TO an OpenAI-compatible server (OpenAI, DeepSeek, vLLM, Ollama's /v1, Google's compat
-endpoint, ...). The client-facing half of the same wire format is openai.py / openai_stream.py;
+endpoint, ...). The client-facing half of the same wire format is proxy_app/dialects/openai/;
 the shapes are openai.md §2–§9, read with the tolerance §11 asks for: no role chunk, finish_reason
 on the last content chunk, no usage, reasoning under either vendor name, tool-call deltas split or
 whole. Pure functions plus one small stateful stream reader; no I/O, no Django. A reply of the
 wrong shape becomes an UpstreamError (502), never a crash.
-This module reads replies; the request bodies are built in openai_outbound_request.py and error
-replies mapped in openai_outbound_errors.py, both re-exported here so callers import one module.
+This module reads replies; the request bodies are built in request.py and error
+replies mapped in errors.py, both re-exported here so callers import one module.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 By HTTP status (openai.md §9, mapping.md §12.2; 422 → 400), reading OpenAI's {"error": {...}} and the
 shapes other servers send instead (vLLM, FastAPI, plain text, HTML pages), plus `error` objects that
-arrive inside a 200 body or a stream event. openai_outbound.py re-exports parse_error and
+arrive inside a 200 body or a stream event. codec.py re-exports parse_error and
 in_band_error. Pure functions, no I/O, no Django.
 """
 

@@ -1,7 +1,7 @@
 """OpenAI codec, upstream side, requests: hub requests → OpenAI-compatible request bodies.
 
 The /chat/completions body (openai.md §2, §3) and the /embeddings body (§6) the gateway sends TO an
-OpenAI-compatible server; reading its replies is openai_outbound.py, which re-exports these.
+OpenAI-compatible server; reading its replies is codec.py, which re-exports these.
 Pure functions, no I/O, no Django.
 """
 
