@@ -2,7 +2,7 @@
 
 HTTP goes to Django (static files first, through ServeStatic); the proxy routes go to
 proxy_app.edge, which runs their Django views without Django's per-request cycle.
-WebSockets: ws/chat/ (the chat consumer, proxy_app.consumers), with Django's session cookie and
+WebSockets: ws/chat/ (the chat consumer, proxy_app.dialects.sessions.websocket), with Django's session cookie and
 user in the scope for the chat page; no origin-validator wrapper on purpose (it refuses
 non-browser clients; see the consumer).
 GET /metrics is answered ahead of all that by proxy_app.observability.MetricsASGI, which also
@@ -53,7 +53,7 @@ async def lifespan(scope, receive, send):
             return
 
 
-from proxy_app.chat.consumers import websocket_urlpatterns  # noqa: E402  (needs the apps loaded)
+from proxy_app.dialects.sessions.websocket import websocket_urlpatterns  # noqa: E402  (needs the apps loaded)
 
 application = ProtocolTypeRouter(
     {

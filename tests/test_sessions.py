@@ -13,6 +13,7 @@ from django.core.management import call_command
 
 from accounts import authentication
 from proxy_app.call import routing
+from proxy_app.chat import state
 from proxy_app.dialects.sessions import codec
 from proxy_app.ledger import counters, quota
 from proxy_app.ledger.counters import MemoryCounters
@@ -388,9 +389,9 @@ def test_openai_routes_still_answer_beside_sessions(gw):
 
 def test_trim_history_starts_on_a_user_entry():
     history = [{"role": r, "text": str(i)} for i, r in enumerate(["user", "model"] * 3)]
-    kept, dropped = codec.trim_history(history, 3)
+    kept, dropped = state.trim_history(history, 3)
     assert [e["text"] for e in kept] == ["4", "5"] and dropped == 4
-    assert codec.trim_history(history, 10) == (history, 0)
+    assert state.trim_history(history, 10) == (history, 0)
 
 
 @pytest.mark.parametrize(
@@ -402,8 +403,8 @@ def test_user_matches(claimed, ok):
 
 
 def test_partial_answers_without_text_are_not_kept():
-    assert codec.new_entries("hi", "", partial=True) == []
-    assert codec.new_entries("hi", "half", partial=True) == [
+    assert state.new_entries("hi", "", partial=True) == []
+    assert state.new_entries("hi", "half", partial=True) == [
         {"role": "user", "text": "hi"},
         {"role": "model", "text": "half", "partial": True},
     ]

@@ -169,7 +169,7 @@ async def test_a_key_revoked_while_connected_stops_working(api_key, user, fake_g
 
 
 async def test_a_socket_that_never_authenticates_is_closed(user, monkeypatch):
-    from proxy_app.chat import consumers
+    from proxy_app.dialects.sessions import websocket as consumers
 
     monkeypatch.setattr(consumers, "AUTH_TIMEOUT_SECONDS", 0.2)
     comm = await connected()

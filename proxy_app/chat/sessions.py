@@ -36,11 +36,20 @@ from accounts.authentication import KeyIdentity
 from accounts.models import ApiKey
 from accounts.services import KeyServiceError, issue_key
 from proxy_app.call import pipeline
+from proxy_app.chat.state import (
+    ChatState,
+    NewChat,
+    answer_text,
+    build_chat_request,
+    delta_event,
+    done_event,
+    event_text,
+    new_entries,
+    trim_history,
+)
 from proxy_app.core import hub
 from proxy_app.core.context import CallContext
 from proxy_app.core.errors import InvalidRequest, NotFound, Unauthorized
-from proxy_app.dialects.sessions import codec
-from proxy_app.dialects.sessions.codec import ChatState, NewChat
 from proxy_app.ledger import usage
 from proxy_app.models import ChatSession
 
@@ -151,7 +160,7 @@ def _commit(chat_id: str, token: str, entries: list[dict]) -> None:
     row = ChatSession.objects.filter(public_id=chat_id, lock_token=token).only("pk", "history").first()
     done = 0
     if row is not None:
-        history, dropped = codec.trim_history([*row.history, *entries], settings.SESSION_MAX_TURNS)
+        history, dropped = trim_history([*row.history, *entries], settings.SESSION_MAX_TURNS)
         done = ChatSession.objects.filter(pk=row.pk, lock_token=token).update(
             history=history,
             turns_dropped=F("turns_dropped") + dropped,
@@ -172,11 +181,11 @@ async def reply(
     """Answer one message, not streamed: (session before this message, answer text, usage)."""
     state, token = await _claim(chat_id, identity.user_id)
     entries: list[dict] = []
-    req = codec.build_chat_request(state, message)
+    req = build_chat_request(state, message)
     try:
         resp = await pipeline.run_chat(req, identity, ctx)
-        text = codec.answer_text(resp)
-        entries = codec.new_entries(message, text)
+        text = answer_text(resp)
+        entries = new_entries(message, text)
     except asyncio.CancelledError:
         record_cancelled(ctx, req)
         raise
@@ -200,7 +209,7 @@ class Turn:
 async def start_turn(chat_id: str, message: str, identity: KeyIdentity, ctx: CallContext) -> Turn:
     """Claim the session and open the upstream stream (up to its first event); errors raise here."""
     state, token = await _claim(chat_id, identity.user_id)
-    req = codec.build_chat_request(state, message, stream=True)
+    req = build_chat_request(state, message, stream=True)
     try:
         source = await pipeline.run_stream(req, identity, ctx)
     except BaseException as exc:
@@ -218,15 +227,15 @@ async def turn_events(turn: Turn) -> AsyncIterator[dict]:
     try:
         async for event in turn.source:
             turn.usage = event.usage or turn.usage
-            piece = codec.event_text(event)
+            piece = event_text(event)
             if piece:
                 turn.text += piece
-                yield codec.delta_event(piece)
+                yield delta_event(piece)
         complete = True
     finally:
         await turn.source.aclose()  # ends the upstream call (and records usage) if we stop early
-        await _commit(turn.state.chat_id, turn.token, codec.new_entries(turn.message, turn.text, partial=not complete))
-    yield codec.done_event(turn.state.chat_id, turn.usage or hub.Usage(source="estimated"), turn.text)
+        await _commit(turn.state.chat_id, turn.token, new_entries(turn.message, turn.text, partial=not complete))
+    yield done_event(turn.state.chat_id, turn.usage or hub.Usage(source="estimated"), turn.text)
 
 
 def record_cancelled(ctx: CallContext, req: hub.ChatRequest) -> None:
