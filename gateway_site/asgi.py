@@ -22,11 +22,13 @@ from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
+from gateway_site import logredact  # noqa: E402
 from gateway_site.middleware import RequestIdASGI, is_proxy_path  # noqa: E402
 from proxy_app.call.edge import ProxyEdge  # noqa: E402
 from proxy_app.ops.observability import MetricsASGI  # noqa: E402
 
 django_app = get_asgi_application()
+logredact.install()  # under any server that loads this app, keys in URLs are masked in its access log
 
 
 # Proxy routes (API-key clients) skip Django's request cycle: proxy_app/call/edge.py says why and how.

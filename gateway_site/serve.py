@@ -10,7 +10,7 @@
   all workers.
 - Server access logs are off: the gateway writes its own JSON access line per proxied request
   (logger gateway.access), with the key's public prefix only. Daphne, which always logs the full
-  URL (Gemini clients may send `?key=`), gets an access logger that masks key values.
+  URL (Gemini clients may send `?key=`), has key values masked by the app (gateway_site/logredact.py).
 - SIGTERM: stop accepting, let open requests and streams finish for up to
   GATEWAY_SHUTDOWN_GRACE_SECONDS, then flush the usage rows (the app's lifespan shutdown).
 """
@@ -19,17 +19,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
 
 APP = "gateway_site.asgi:application"
-_KEY_IN_QUERY = re.compile(r"([?&](?:key|api_key|access_token)=)[^&#\s]*", re.IGNORECASE)
-
-
-def redact(path: str) -> str:
-    return _KEY_IN_QUERY.sub(r"\1[redacted]", path)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -124,27 +118,12 @@ def run_granian(args: argparse.Namespace) -> None:
 
 
 def run_daphne(args: argparse.Namespace) -> None:
-    from daphne.access import AccessLogGenerator
     from daphne.cli import CommandLineInterface
-    from daphne.server import Server
 
-    class RedactingAccessLog(AccessLogGenerator):
-        def __call__(self, protocol, action, details):
-            if "path" in details:
-                details = {**details, "path": redact(str(details["path"]))}
-            return super().__call__(protocol, action, details)
-
-    class RedactingServer(Server):
-        def __init__(self, *a, action_logger=None, **kw):
-            if isinstance(action_logger, AccessLogGenerator):
-                action_logger = RedactingAccessLog(action_logger.stream)
-            super().__init__(*a, action_logger=action_logger, **kw)
-
-    class GatewayCLI(CommandLineInterface):
-        server_class = RedactingServer
-
+    # Daphne always logs the full URL; the app masks key values in it when it is imported
+    # (gateway_site/logredact.py), under this launcher or daphne run directly.
     argv = ["-b", args.bind, "-p", str(args.port), *(["--proxy-headers"] if args.proxy_headers else []), args.app]
-    GatewayCLI().run(argv)
+    CommandLineInterface().run(argv)
 
 
 def main(argv: list[str] | None = None) -> None:

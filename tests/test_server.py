@@ -142,3 +142,42 @@ def test_bad_configuration_fails_at_start(tmp_path, name, value, message):
     result = manage(gateway_env(tmp_path, **{name: value}), "check")
     assert result.returncode != 0
     assert message in result.stderr
+
+
+DIRECT_COMMANDS = {  # each server the README mentions, run on the app directly with its access log on
+    "daphne": ["-m", "daphne", "-b", "127.0.0.1", "-p", "{port}", "gateway_site.asgi:application"],
+    "uvicorn": ["-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}", "gateway_site.asgi:application"],
+    "granian": [
+        "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", "{port}", "--access-log",
+        "--access-log-fmt", '%(addr)s "%(method)s %(path)s?%(query_string)s" %(status)d',
+        "gateway_site.asgi:application",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("server_name", sorted(DIRECT_COMMANDS))
+def test_no_server_logs_a_key_sent_in_the_url(migrated, server_name):
+    env = migrated()
+    key = manage(env, "issue_token", "erin", "--create-user").stdout.strip().splitlines()[-1]
+    port = free_port()
+    argv = [sys.executable, *(a.replace("{port}", str(port)) for a in DIRECT_COMMANDS[server_name])]
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/health", timeout=20)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)
+        plain = httpx.get(f"{url}/v1beta/models?pageSize=5&key={key}")
+        encoded = httpx.get(f"{url}/v1beta/models?pageSize=6&%6Bey={key}")  # Django decodes it to `key`
+        assert plain.status_code == encoded.status_code == 200  # both authenticated: both are real keys
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        log, _ = proc.communicate(timeout=30)
+    assert "pageSize=5" in log and "pageSize=6" in log, log[-3000:]  # the access log is on and has the URLs
+    assert key.split("_", 1)[1] not in log
+    assert "key=[redacted]" in log and "%6Bey=[redacted]" in log
