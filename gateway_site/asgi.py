@@ -42,7 +42,8 @@ async def django_http(scope, receive, send):
 
 async def lifespan(scope, receive, send):
     """ASGI lifespan (uvicorn, granian; daphne has none): at shutdown, after the server has let
-    open requests finish, write every queued usage row before the process exits."""
+    open requests finish (and cancelled those past its grace period), let the cancelled ones
+    record their usage rows, then write every queued row before the process exits."""
     from proxy_app.core.writer import writer
 
     while True:
@@ -50,6 +51,7 @@ async def lifespan(scope, receive, send):
         if message["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            await proxy_edge.drain(timeout=3)  # their cleanup runs at once; a stuck one must not hold the exit
             await asyncio.to_thread(writer.flush)
             await send({"type": "lifespan.shutdown.complete"})
             return

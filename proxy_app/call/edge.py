@@ -34,6 +34,8 @@ from django.http import HttpResponse
 from django.urls import URLResolver, get_resolver
 from django.urls.exceptions import Resolver404
 
+from proxy_app.core import context
+
 log = logging.getLogger(__name__)
 DB_RECYCLE_SECONDS = 1.0
 
@@ -47,6 +49,15 @@ class ProxyEdge(ASGIHandler):
         self.resolver: URLResolver = get_resolver(urlconf)
         self._recycled_at = 0.0
         self._recycling: asyncio.Task | None = None
+        self._in_flight: set[asyncio.Task] = set()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (up to `timeout`) for the requests in flight to end. At shutdown the server cancels
+        those past its grace period and then moves on at once; their cleanup (the usage row, the
+        in-band end of a stream) still has to run before the rows are flushed."""
+        pending = [task for task in self._in_flight if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
 
     async def __call__(self, scope, receive, send) -> None:
         try:
@@ -57,11 +68,17 @@ class ProxyEdge(ASGIHandler):
         if body is None:  # the client left before its body arrived: nothing was started
             return
         request = ASGIRequest(scope, io.BytesIO(body))
+        current = asyncio.current_task()
+        self._in_flight.add(current)
+        leaving = context.Departure()
+        reset = context.departure.set(leaving)  # the view task copies this context, so it sees the same object
         view = asyncio.create_task(self._respond(request, match, send))
+        context.departure.reset(reset)
         watch = asyncio.create_task(_disconnected(receive))
         try:
             await asyncio.wait((view, watch), return_when=asyncio.FIRST_COMPLETED)
         finally:  # also when the server cancels us (shutdown): never leave either task behind
+            leaving.client_left = watch.done()  # the client hung up; any other cancellation is the server's
             for task in (watch, view):  # the watcher first: it never raises unexpectedly
                 if not task.done():
                     task.cancel()
@@ -69,6 +86,7 @@ class ProxyEdge(ASGIHandler):
                     await task
                 except asyncio.CancelledError:  # the client left: the view saw it as cancellation
                     pass
+            self._in_flight.discard(current)
         self._recycle_db_soon()
 
     async def _respond(self, request: ASGIRequest, match, send) -> None:

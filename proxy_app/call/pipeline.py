@@ -29,7 +29,7 @@ from django.conf import settings
 from accounts.authentication import KeyIdentity
 from gateway_site.singleflight import SingleFlight
 from proxy_app.call import media, routing, signatures
-from proxy_app.core import hub
+from proxy_app.core import context, hub
 from proxy_app.core.context import CallContext
 from proxy_app.core.errors import GatewayError, UpstreamError
 from proxy_app.ledger import quota, usage
@@ -108,14 +108,19 @@ async def _answer(ctx: CallContext, call: Awaitable, prompt_estimate: int = 0):
     try:
         return await call
     except asyncio.CancelledError:
-        ctx.disconnected = True
+        status, code = _cancelled(ctx)
         usage.record(
-            ctx,
-            status=499,
-            usage=hub.Usage(prompt_tokens=prompt_estimate, source="estimated"),
-            error_code="client_disconnected",
+            ctx, status=status, usage=hub.Usage(prompt_tokens=prompt_estimate, source="estimated"), error_code=code
         )
         raise
+
+
+def _cancelled(ctx: CallContext) -> tuple[int, str]:
+    """The row's status for a cancelled call: the client left (499), or the server stopped (503)."""
+    if context.client_left():
+        ctx.disconnected = True
+        return 499, "client_disconnected"
+    return 503, "server_shutdown"
 
 
 async def _chat(req: hub.ChatRequest, client: UpstreamClient, ctx: CallContext) -> hub.ChatResponse:
@@ -233,7 +238,7 @@ async def _tallied(
         status, code = err.status, err.code
         raise
     except (asyncio.CancelledError, GeneratorExit):
-        ctx.disconnected, status, code = True, 499, "client_disconnected"
+        status, code = _cancelled(ctx)
         raise
     finally:
         await events.aclose()

@@ -7,6 +7,7 @@ the background writer each read that row.
 
 from __future__ import annotations
 
+import contextvars
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +38,24 @@ class CallContext:
     def mark_first_token(self) -> None:
         if self.first_token_at is None:
             self.first_token_at = time.monotonic()
+
+
+@dataclass
+class Departure:
+    """Why a request was cancelled. The ASGI edge sets `client_left` when it cancels a request
+    because its client hung up; any other cancellation is the server's (it stops after its grace
+    period), and the request's usage row and stream end say so."""
+
+    client_left: bool = False
+
+
+departure: contextvars.ContextVar[Departure | None] = contextvars.ContextVar("departure", default=None)
+
+
+def client_left() -> bool:
+    """For a cancelled request: did its client go away? (Outside the edge, assume it did.)"""
+    found = departure.get()
+    return found is None or found.client_left
 
 
 @dataclass

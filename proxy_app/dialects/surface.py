@@ -8,6 +8,7 @@ second (libraries.md finding 2). The only adrf view is the health check, off the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -19,14 +20,16 @@ from django.http import HttpRequest, HttpResponse
 from rest_framework.response import Response
 
 from accounts.authentication import AuthFailure, authenticate_secret, bearer_secret
-from proxy_app.core import hub
+from proxy_app.core import context, hub
 from proxy_app.core.context import CallContext
-from proxy_app.core.errors import GatewayError, InvalidRequest, NotFound, Unauthorized
+from proxy_app.core.errors import GatewayError, InvalidRequest, NotFound, Unauthorized, UpstreamUnavailable
 from proxy_app.dialects.http import json_response
 from proxy_app.ledger import usage
 from proxy_app.ops import detail_log
 
 log = logging.getLogger(__name__)
+# Sent in-band to streams still open when the server stops after its grace period.
+SHUTTING_DOWN = UpstreamUnavailable("The gateway is shutting down; retry the request.", code="server_shutdown")
 
 Operation = Callable[..., Awaitable[HttpResponse]]  # (request, identity, ctx, **url_kwargs)
 
@@ -124,6 +127,10 @@ async def stream_frames(events: AsyncIterator, encoder) -> AsyncIterator[bytes]:
     except GatewayError as err:
         yield encoder.error(err)
         return
+    except asyncio.CancelledError:
+        if not context.client_left():  # the server is stopping: say so in-band before the stream ends
+            yield encoder.error(SHUTTING_DOWN)
+        raise
     for frame in encoder.finish(final):
         yield frame
 
