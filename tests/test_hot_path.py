@@ -195,3 +195,39 @@ async def test_transport_failures_map_to_the_right_status(network_transport):
         cut.close()
         whole.close()
         await client.aclose()
+
+
+def _raw_request(gateway_url: str, head: bytes, body_chunks=()) -> bytes:
+    """Send `head` (and body chunks) on a plain socket; the response's first bytes, or b"" on timeout."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(gateway_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(head)
+        for chunk in body_chunks:
+            sock.sendall(chunk)
+        try:
+            return sock.recv(200)
+        except TimeoutError:
+            return b""
+
+
+def test_a_declared_oversize_body_is_refused_before_any_of_it_arrives(gateway_url, api_key, settings):
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n"
+        f"Authorization: Bearer {api_key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {2 * 1024**3}\r\n\r\n"  # 2 GB promised, not one byte sent
+    ).encode()
+    assert _raw_request(gateway_url, head).startswith(b"HTTP/1.1 413")
+
+
+def test_an_endless_chunked_body_is_refused_once_it_passes_the_limit(gateway_url, api_key, settings):
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n"
+        f"Authorization: Bearer {api_key}\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    piece = b"x" * (1024 * 1024)
+    chunks = [b"%x\r\n%s\r\n" % (len(piece), piece)] * (settings.MAX_BODY_BYTES // len(piece) + 2)
+    assert _raw_request(gateway_url, head, chunks).startswith(b"HTTP/1.1 413")  # no final chunk ever sent
