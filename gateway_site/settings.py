@@ -197,6 +197,8 @@ GEMINI_BASE_URL = env_url("GEMINI_BASE_URL", "https://generativelanguage.googlea
 MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024)
 # Django's own cap must not fire first: the proxy views enforce MAX_BODY_BYTES themselves (413).
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES + 1
+# A client that stops sending its body for this long gets 408 (a stalled body holds nothing longer).
+BODY_READ_TIMEOUT = env_float("GATEWAY_BODY_READ_TIMEOUT", 30.0)
 
 UPSTREAM_CONNECT_TIMEOUT = env_float("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", 10.0)
 UPSTREAM_READ_TIMEOUT = env_float("GATEWAY_UPSTREAM_READ_TIMEOUT", 300.0)

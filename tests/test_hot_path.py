@@ -207,10 +207,26 @@ def _raw_request(gateway_url: str, head: bytes, body_chunks=()) -> bytes:
         sock.sendall(head)
         for chunk in body_chunks:
             sock.sendall(chunk)
+        answer = b""
         try:
-            return sock.recv(200)
+            while not _complete(answer):
+                piece = sock.recv(4096)
+                if not piece:
+                    break
+                answer += piece
         except TimeoutError:
-            return b""
+            pass
+        return answer
+
+
+def _complete(answer: bytes) -> bool:
+    head, sep, body = answer.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    length = next(
+        (line.split(b":")[1] for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")), b"0"
+    )
+    return len(body) >= int(length)
 
 
 def test_a_declared_oversize_body_is_refused_before_any_of_it_arrives(gateway_url, api_key, settings):
@@ -231,3 +247,14 @@ def test_an_endless_chunked_body_is_refused_once_it_passes_the_limit(gateway_url
     piece = b"x" * (1024 * 1024)
     chunks = [b"%x\r\n%s\r\n" % (len(piece), piece)] * (settings.MAX_BODY_BYTES // len(piece) + 2)
     assert _raw_request(gateway_url, head, chunks).startswith(b"HTTP/1.1 413")  # no final chunk ever sent
+
+
+def test_a_body_that_stops_arriving_gets_408_in_the_dialect_shape(gateway_url, api_key, settings):
+    settings.BODY_READ_TIMEOUT = 0.5
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n"
+        f"Authorization: Bearer {api_key}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    ).encode()
+    answer = _raw_request(gateway_url, head, [b'{"model": "gemini'])  # 17 of 100 bytes, then nothing
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b'"request_timeout"' in answer  # OpenAI's error shape, with the code

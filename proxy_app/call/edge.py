@@ -37,6 +37,7 @@ from django.urls.exceptions import Resolver404
 from proxy_app.core import context
 
 log = logging.getLogger(__name__)
+BODY_STALLED = "gateway.body_stalled"  # request.META flag: the body stopped arriving (dialects/http.py: 408)
 DB_RECYCLE_SECONDS = 1.0
 
 
@@ -64,10 +65,17 @@ class ProxyEdge(ASGIHandler):
             match = self.resolver.resolve(scope["path"])
         except Resolver404:
             return await self.fallback(scope, receive, send)
-        body = b"" if _declared_too_large(scope) else await _read_body(receive)
+        stalled = False
+        try:
+            async with asyncio.timeout(settings.BODY_READ_TIMEOUT):
+                body = b"" if _declared_too_large(scope) else await _read_body(receive)
+        except TimeoutError:  # the view answers 408 in its dialect's shape
+            body, stalled = b"", True
         if body is None:  # the client left before its body arrived: nothing was started
             return
         request = ASGIRequest(scope, io.BytesIO(body))
+        if stalled:
+            request.META[BODY_STALLED] = True
         current = asyncio.current_task()
         self._in_flight.add(current)
         leaving = context.Departure()

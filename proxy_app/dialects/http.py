@@ -21,7 +21,14 @@ def too_large() -> PayloadTooLarge:
 
 
 def read_body(request: HttpRequest) -> bytes:
-    """The raw body, whatever the Content-Type; 413 past GATEWAY_MAX_BODY_BYTES."""
+    """The raw body, whatever the Content-Type; 413 past GATEWAY_MAX_BODY_BYTES, 408 when the client
+    stopped sending it for GATEWAY_BODY_READ_TIMEOUT (the ASGI edge flags that)."""
+    if request.META.get("gateway.body_stalled"):
+        raise InvalidRequest(
+            f"The request body did not arrive within {settings.BODY_READ_TIMEOUT:g} seconds.",
+            code="request_timeout",
+            status=408,
+        )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.MAX_BODY_BYTES:
         raise too_large()
