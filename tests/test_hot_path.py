@@ -3,6 +3,7 @@ launcher's worker rule. (Speed itself is measured in bench/, never asserted here
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -258,3 +259,34 @@ def test_a_body_that_stops_arriving_gets_408_in_the_dialect_shape(gateway_url, a
     answer = _raw_request(gateway_url, head, [b'{"model": "gemini'])  # 17 of 100 bytes, then nothing
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert b'"request_timeout"' in answer  # OpenAI's error shape, with the code
+
+
+def _nested(depth: int) -> dict:
+    schema: dict = {"type": "string"}
+    for _ in range(depth):
+        schema = {"type": "object", "properties": {"x": schema}}
+    return schema
+
+
+def test_bodies_that_parse_but_cannot_be_sent_on_are_400_not_500(gateway_url, api_key, fake_gemini):
+    """A body nested past what the JSON encoder takes (255 levels; the parser takes 1024) reaches the
+    upstream call parsed; re-encoding it fails. That is the client's body: 400 in its dialect's shape."""
+    params = _nested(300)
+    tool = {"functionDeclarations": [{"name": "f", "description": "d", "parameters": params}]}
+    native = httpx.post(
+        f"{gateway_url}/v1beta/models/gemini-2.5-flash:generateContent",
+        headers={"x-goog-api-key": api_key},
+        content=(
+            '{"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "tools": [' + json.dumps(tool) + "]}"
+        ).encode(),
+    )
+    assert native.status_code == 400, native.text
+    assert native.json()["error"]["status"] == "INVALID_ARGUMENT"
+    openai_tool = {"type": "function", "function": {"name": "f", "description": "d", "parameters": params}}
+    chat = httpx.post(
+        f"{gateway_url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {api_key}"},
+        content=json.dumps({"model": "gemini-2.5-flash", "messages": CHAT, "tools": [openai_tool]}).encode(),
+    )
+    assert chat.status_code == 400, chat.text
+    assert chat.json()["error"]["type"] == "invalid_request_error"

@@ -11,7 +11,7 @@ import orjson
 from httpx_sse import EventSource, SSEError
 
 from proxy_app.core import hub
-from proxy_app.core.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from proxy_app.core.errors import InvalidRequest, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from proxy_app.ops import detail_log
 from proxy_app.upstreams.http import PoolFull
 
@@ -60,6 +60,18 @@ def upstream_failures(name: str) -> Iterator[None]:
         raise UpstreamUnavailable(f"could not connect to upstream '{name}'") from None
     except httpx.TransportError as exc:
         raise UpstreamError(f"connection to upstream '{name}' broke: {type(exc).__name__}") from None
+
+
+def encode_body(body: object) -> bytes:
+    """An upstream request body as JSON. Whatever the client sent parsed, but a body nested deeper
+    than the encoder goes (orjson: 255 levels; the parser takes 1024) or holding an integer past
+    64 bits cannot be sent on: that is the client's body, so 400, not a crash."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:
+        raise InvalidRequest(
+            f"The request cannot be forwarded: {exc} (nesting deeper than 254 levels or an integer beyond 64 bits)."
+        ) from None
 
 
 def json_body(response: httpx.Response, name: str) -> object:

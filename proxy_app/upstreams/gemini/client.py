@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import orjson
-
 from proxy_app.core import hub
 from proxy_app.core.errors import UpstreamError
-from proxy_app.upstreams.base import UpstreamClient, error_body, json_body, sse_objects, upstream_failures
+from proxy_app.upstreams.base import UpstreamClient, encode_body, error_body, json_body, sse_objects, upstream_failures
 from proxy_app.upstreams.gemini import codec
 from proxy_app.upstreams.http import get_client
 
@@ -28,7 +26,7 @@ class GeminiClient(UpstreamClient):
 
     async def _post(self, url: str, body: dict) -> object:
         with upstream_failures(self.config.name):
-            response = await get_client().post(url, content=orjson.dumps(body), headers=self._headers())
+            response = await get_client().post(url, content=encode_body(body), headers=self._headers())
         if response.status_code != 200:
             raise codec.parse_error(response.status_code, error_body(response), response.headers.get("retry-after"))
         return json_body(response, self.config.name)
@@ -41,7 +39,7 @@ class GeminiClient(UpstreamClient):
 
     async def stream_chat(self, req: hub.ChatRequest) -> AsyncIterator[hub.StreamEvent]:
         url = self._url(req.upstream_model, "streamGenerateContent") + "?alt=sse"
-        payload = orjson.dumps(codec.build_generate_request(req))
+        payload = encode_body(codec.build_generate_request(req))
         called: set[int] = set()
         finished: set[int] = set()
         with upstream_failures(self.config.name):
@@ -70,9 +68,7 @@ class GeminiClient(UpstreamClient):
         url = self._url(model, "streamGenerateContent") + "?alt=sse"
         finished = False
         with upstream_failures(self.config.name):
-            async with get_client().stream(
-                "POST", url, content=orjson.dumps(body), headers=self._headers()
-            ) as response:
+            async with get_client().stream("POST", url, content=encode_body(body), headers=self._headers()) as response:
                 if response.status_code != 200:
                     await response.aread()
                     raise codec.parse_error(

@@ -17,11 +17,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
-import orjson
 
 from proxy_app.core import hub
 from proxy_app.core.errors import GatewayError, UpstreamError
-from proxy_app.upstreams.base import UpstreamClient, error_body, json_body, sse_objects, upstream_failures
+from proxy_app.upstreams.base import UpstreamClient, encode_body, error_body, json_body, sse_objects, upstream_failures
 from proxy_app.upstreams.http import get_client
 from proxy_app.upstreams.openai_compat import codec
 
@@ -65,7 +64,7 @@ class OpenAICompatClient(UpstreamClient):
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         with upstream_failures(self.config.name):
-            response = await get_client().post(self._url(path), content=orjson.dumps(body), headers=self._headers())
+            response = await get_client().post(self._url(path), content=encode_body(body), headers=self._headers())
         return self._reply(response)
 
     async def _get(self, path: str) -> dict[str, Any]:
@@ -75,7 +74,7 @@ class OpenAICompatClient(UpstreamClient):
 
     async def _chunks(self, body: dict[str, Any], end: _StreamEnd) -> AsyncIterator[dict[str, Any]]:
         """Each SSE data object of a /chat/completions stream, up to `[DONE]`; in-band errors raise."""
-        payload = orjson.dumps(body)
+        payload = encode_body(body)
         with upstream_failures(self.config.name):
             async with get_client().stream(
                 "POST", self._url("/chat/completions"), content=payload, headers=self._headers(stream=True)
