@@ -244,7 +244,8 @@ def test_thinking_blocks_and_gemini3_signature_round_trip(client, fake_gemini, u
         messages=[{"role": "user", "content": "Lima?"}],
     )
     config = generate_requests(fake_gemini)[-1]["json"]["generationConfig"]
-    assert config["thinkingConfig"] == {"thinkingBudget": 2048, "includeThoughts": True}
+    # The budget becomes an effort by size, which Gemini 3 Flash reads as a thinking level.
+    assert config["thinkingConfig"] == {"thinkingLevel": "MEDIUM", "includeThoughts": True}
     (use,) = [b for b in first.content if b.type == "tool_use"]
     usage_rows()  # the background writer stores the call's signature
 
@@ -297,8 +298,21 @@ def test_thought_text_becomes_a_thinking_block(client, fake_gemini):
     ) as stream:
         deltas = [e.delta.type for e in stream if e.type == "content_block_delta"]
         final = stream.get_final_message()
+    config = generate_requests(fake_gemini)[-1]["json"]["generationConfig"]
+    assert config["thinkingConfig"] == {"thinkingBudget": 1024, "includeThoughts": True}
     assert deltas[0] == "thinking_delta" and "text_delta" in deltas
     assert [b.type for b in final.content] == ["thinking", "text"] and final.content[0].thinking == "Hmm."
+
+
+def test_thinking_on_a_model_that_cannot_think_is_dropped(client, fake_gemini):
+    """Claude Code asks for thinking on its main model, whatever the alias maps to."""
+    client.messages.create(
+        model="gemini-2.0-flash",
+        max_tokens=40000,
+        thinking={"type": "enabled", "budget_tokens": 31999},
+        messages=[{"role": "user", "content": "x"}],
+    )
+    assert "thinkingConfig" not in generate_requests(fake_gemini)[-1]["json"].get("generationConfig", {})
 
 
 def test_images_base64_and_url(client, fake_gemini, web_images, settings):

@@ -36,20 +36,17 @@ ACCEPTED = [
     ({"thinking": {"type": "adaptive"}}, "include_thoughts", True),
     ({"thinking": {"type": "adaptive", "display": "omitted"}}, "include_thoughts", False),
     ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "low"}}, "reasoning_effort", "low"),
-    (
-        {"thinking": {"type": "enabled", "budget_tokens": 64}},
-        "thinking_config",
-        {"thinkingBudget": 64, "includeThoughts": True},
-    ),
-    (
-        {"max_tokens": 64000, "thinking": {"type": "enabled", "budget_tokens": 31999}},
-        "thinking_config",
-        {"thinkingBudget": 24576, "includeThoughts": True},
-    ),
+    ({"thinking": {"type": "disabled"}}, "reasoning_effort", None),
+    ({"thinking": {"type": "enabled", "budget_tokens": 64}}, "reasoning_effort", "low"),
+    ({"thinking": {"type": "enabled", "budget_tokens": 1024}, "max_tokens": 2000}, "reasoning_effort", "low"),
+    ({"thinking": {"type": "enabled", "budget_tokens": 1025}, "max_tokens": 9000}, "reasoning_effort", "medium"),
+    ({"thinking": {"type": "enabled", "budget_tokens": 31999}, "max_tokens": 64000}, "reasoning_effort", "high"),
+    ({"thinking": {"type": "enabled", "budget_tokens": 64}}, "include_thoughts", True),
+    ({"thinking": {"type": "enabled", "budget_tokens": 64}}, "thinking_config", None),  # never a raw config
     (
         {"thinking": {"type": "enabled", "budget_tokens": 10}, "output_config": {"effort": "max"}},
         "reasoning_effort",
-        None,
+        "max",
     ),
 ]
 

@@ -7,12 +7,15 @@ own server-side tools (dated `type`) are refused with 400, unknown body fields a
 (Claude Code keeps adding them). Content blocks are read by blocks.py. The outbound half
 (messages, stream events, errors, models) is response.py, re-exported here.
 
-Thinking (§6.4), as hub settings the upstream codecs already understand:
-- `{type: enabled, budget_tokens: B}` -> thinkingConfig `{thinkingBudget: B, includeThoughts}`
-  (budget capped at 24576; OpenAI-compatible upstreams turn it into a reasoning_effort);
-- `{type: adaptive}` -> the model's default thinking, thoughts returned; with
-  `output_config.effort` -> that reasoning_effort;
-- `display: omitted` -> thoughts not returned; `disabled` -> no setting.
+Thinking (§6.4), as hub settings the upstream codecs already understand, never as a raw Gemini
+thinkingConfig: the dialect does not know the upstream model, and a thinkingConfig sent to a model
+that cannot think (gemini-2.0, gemma) fails every request, while a reasoning_effort is dropped by
+the Gemini codec for such models and becomes a level (Gemini 3) or a budget (2.5) otherwise:
+- `{type: enabled, budget_tokens: B}` -> reasoning_effort low (B <= 1024) / medium (<= 8192) /
+  high, thoughts returned (so B is honoured by size, not exactly);
+- `{type: adaptive}` -> the model's default thinking, thoughts returned;
+- `output_config.effort` -> that reasoning_effort (it wins over the budget's);
+- `display: omitted` -> thoughts not returned; `disabled` -> no setting (the model's default).
 """
 
 from __future__ import annotations
@@ -55,7 +58,6 @@ __all__ = [  # the dialect's whole public surface, inbound and outbound
 ]
 
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
-MAX_BUDGET = 24576
 
 
 def parse_messages_request(body: object) -> hub.ChatRequest:
@@ -155,11 +157,10 @@ def _apply_thinking(body: dict[str, Any], req: hub.ChatRequest) -> None:
         return
     display = optional(thinking, "display", one_of, ("summarized", "omitted"), at="thinking")
     req.include_thoughts = display != "omitted"
+    req.reasoning_effort = effort
     if kind == "adaptive":
-        req.reasoning_effort = effort
         return
     budget = as_int(thinking.get("budget_tokens"), "thinking.budget_tokens", 1)
     if req.max_tokens is not None and budget >= req.max_tokens:
         fail("thinking.budget_tokens", "'thinking.budget_tokens' must be less than max_tokens")
-    # Gemini 2.5 Flash thinks at most 24576 tokens and 400s above; Claude Code asks for ~32k.
-    req.thinking_config = {"thinkingBudget": min(budget, MAX_BUDGET), "includeThoughts": req.include_thoughts}
+    req.reasoning_effort = effort or ("low" if budget <= 1024 else "medium" if budget <= 8192 else "high")
