@@ -440,3 +440,8 @@ def test_openai_compatible_upstream(client, fake_openai, mapping, usage_rows):
     rows = usage_rows()
     assert [r.dialect for r in rows] == ["anthropic", "anthropic"] and rows[0].upstream_name == "compat"
     assert rows[0].prompt_tokens == msg.usage.input_tokens
+
+
+def test_claude_code_probes_answer_without_a_key(gateway_url):
+    for method, url in [("HEAD", "/"), ("HEAD", "/api/hello"), ("GET", "/api/hello")]:
+        assert httpx.request(method, f"{gateway_url}{url}").status_code == 200, (method, url)

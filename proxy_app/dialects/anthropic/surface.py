@@ -73,8 +73,17 @@ async def model(request: HttpRequest, identity: KeyIdentity, ctx: CallContext, m
     raise NotFound(f"model: {model_id}", code="not_found")
 
 
-PREFIXES = ("/v1/messages", "/v1/models")
+async def hello(request: HttpRequest) -> HttpResponse:
+    """Claude Code's connectivity probe (HEAD or GET /api/hello, anthropic.md §8): 200, no key needed,
+    nothing revealed (a 404 or 405 reads as "gateway down"). `HEAD /` is the Ollama root's 200."""
+    return json_response({})
+
+
+hello.csrf_exempt = True
+
+PREFIXES = ("/v1/messages", "/v1/models", "/api/hello")
 urlpatterns = [
+    path("api/hello", hello),
     path("v1/messages", endpoint(DIALECT, "POST", "messages", messages)),
     path("v1/messages/count_tokens", endpoint(DIALECT, "POST", "messages.count_tokens", count_tokens)),
 ]
