@@ -445,3 +445,57 @@ def test_openai_compatible_upstream(client, fake_openai, mapping, usage_rows):
 def test_claude_code_probes_answer_without_a_key(gateway_url):
     for method, url in [("HEAD", "/"), ("HEAD", "/api/hello"), ("GET", "/api/hello")]:
         assert httpx.request(method, f"{gateway_url}{url}").status_code == 200, (method, url)
+
+
+def test_openai_compatible_upstream_tools_and_reasoning(client, fake_openai, mapping):
+    mapping("claude-compat", "gpt-4o-mini", upstream="compat")
+    fake_openai.script("tool_calls", calls=[("get_weather", {"city": "Bern"}, "call_abc")], fragments=3)
+    with client.messages.stream(
+        model="claude-compat",
+        max_tokens=100,
+        tools=TOOLS,
+        tool_choice={"type": "tool", "name": "get_weather"},
+        messages=[{"role": "user", "content": "Bern?"}],
+    ) as stream:
+        final = stream.get_final_message()
+    (use,) = final.content
+    assert (use.type, use.id, use.input, final.stop_reason) == ("tool_use", "call_abc", {"city": "Bern"}, "tool_use")
+    sent = fake_openai.requests[-1]["json"]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert sent["tools"][0]["function"]["parameters"]["required"] == ["city"]
+
+    fake_openai.script("reasoning", reasoning="Thinking hard.", text="Cold.")
+    msg = client.messages.create(
+        model="claude-compat",
+        max_tokens=2000,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        tools=TOOLS,
+        messages=[
+            {"role": "user", "content": "Bern?"},
+            {"role": "assistant", "content": [use.model_dump()]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_abc", "content": "-3C"}]},
+        ],
+    )
+    assert [b.type for b in msg.content] == ["thinking", "text"]
+    assert (msg.content[0].thinking, msg.content[0].signature, msg.content[1].text) == ("Thinking hard.", "", "Cold.")
+    sent = fake_openai.requests[-1]["json"]
+    assert sent["reasoning_effort"] == "low"
+    assert sent["messages"][1]["tool_calls"][0]["id"] == "call_abc"
+    assert sent["messages"][2] == {"role": "tool", "tool_call_id": "call_abc", "content": "-3C"}
+
+
+def test_body_too_large_is_request_too_large(gateway_url, api_key, fake_gemini, settings):
+    settings.MAX_BODY_BYTES = 1000
+    body = {"model": "gemini-2.5-flash", "max_tokens": 5, "messages": [{"role": "user", "content": "x" * 2000}]}
+    resp = httpx.post(f"{gateway_url}/v1/messages", json=body, headers={"x-api-key": api_key})
+    assert resp.status_code == 413 and resp.json()["error"]["type"] == "request_too_large"
+
+
+def test_stream_refused_before_it_starts_is_a_plain_error(client, fake_gemini):
+    with (
+        pytest.raises(anthropic.NotFoundError),
+        client.messages.stream(
+            model="claude-unmapped", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        ) as stream,
+    ):
+        list(stream)
