@@ -1,4 +1,6 @@
-"""End to end through the real gateway on a socket, driven by the official anthropic SDK."""
+"""End to end through the real gateway on a socket, driven by the official anthropic SDK:
+messages, streams, tools, thinking, images, count_tokens, models (errors and the OpenAI-compatible
+upstream are in test_api_anthropic_more.py)."""
 
 from __future__ import annotations
 
@@ -9,40 +11,10 @@ import anthropic
 import httpx
 import pytest
 
+from tests.anthropic_helpers import PNG_1PX, TOOLS, client, generate_requests  # noqa: F401 (fixture)
 from tests.conftest import UPSTREAM_KEY
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-PNG_1PX = base64.b64encode(
-    bytes.fromhex(
-        "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
-        "0000000d4944415478da63f8cfc0f01f0005000201a5f3c1a30000000049454e44ae426082"
-    )
-).decode()
-TOOLS = [
-    {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "input_schema": {
-            "$schema": "http://json-schema.org/draft-07/schema#",
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-            "additionalProperties": False,
-        },
-    }
-]
-
-
-@pytest.fixture
-def client(gateway_url, api_key, fake_gemini):
-    c = anthropic.Anthropic(base_url=gateway_url, api_key=api_key, max_retries=0, timeout=20)
-    yield c
-    c.close()
-
-
-def generate_requests(fake):
-    return [r for r in fake.requests if ":generateContent" in r["path"] or ":streamGenerateContent" in r["path"]]
 
 
 def test_create_maps_system_turns_and_settings(client, fake_gemini, mapping, usage_rows, api_key):
@@ -362,140 +334,3 @@ def test_models_list_and_retrieve_in_anthropic_shape(client, fake_gemini, mappin
     # OpenAI clients on the same path still get OpenAI's shape.
     openai_shape = httpx.get(f"{gateway_url}/v1/models", headers={"authorization": f"Bearer {api_key}"}).json()
     assert openai_shape["object"] == "list"
-
-
-def test_errors_in_anthropic_shape(client, gateway_url, api_key, fake_gemini):
-    resp = httpx.post(
-        f"{gateway_url}/v1/messages",
-        headers={"x-api-key": api_key, "anthropic-version": "2023-06-01"},
-        json={"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}]},
-    )
-    assert resp.status_code == 400
-    assert resp.json() == {
-        "type": "error",
-        "error": {"type": "invalid_request_error", "message": "max_tokens: Field required"},
-    }
-    bad = anthropic.Anthropic(base_url=gateway_url, api_key="sk-wrong", max_retries=0)
-    with pytest.raises(anthropic.AuthenticationError) as info:
-        bad.messages.create(model="gemini-2.5-flash", max_tokens=5, messages=[{"role": "user", "content": "x"}])
-    bad.close()
-    assert info.value.body["error"]["type"] == "authentication_error"
-    with pytest.raises(anthropic.NotFoundError) as info:
-        client.messages.create(model="claude-nope", max_tokens=5, messages=[{"role": "user", "content": "x"}])
-    assert info.value.body["type"] == "error" and info.value.body["error"]["type"] == "not_found_error"
-    with pytest.raises(anthropic.BadRequestError):
-        client.messages.create(
-            model="gemini-2.5-flash",
-            max_tokens=5,
-            messages=[{"role": "user", "content": "x"}],
-            tools=[{"type": "web_search_20250305", "name": "web_search"}],
-        )
-    unknown = httpx.post(f"{gateway_url}/v1/messages/batches", headers={"x-api-key": api_key}, json={})
-    assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "not_found_error"
-    wrong_method = httpx.get(f"{gateway_url}/v1/messages", headers={"x-api-key": api_key})
-    assert wrong_method.status_code == 405 and wrong_method.json()["type"] == "error"
-
-
-def test_upstream_quota_is_rate_limit_error_with_retry_after(client, fake_gemini):
-    fake_gemini.script("error", status=429)
-    with pytest.raises(anthropic.RateLimitError) as info:
-        client.messages.create(model="gemini-2.5-flash", max_tokens=5, messages=[{"role": "user", "content": "x"}])
-    assert info.value.body["error"]["type"] == "rate_limit_error"
-    assert info.value.response.headers["retry-after"]
-
-
-def test_error_after_stream_started_is_an_error_event(client, fake_gemini, usage_rows):
-    fake_gemini.script("error_midstream", after=1, status=503)
-    with (
-        pytest.raises(anthropic.APIStatusError) as info,
-        client.messages.stream(
-            model="gemini-2.5-flash", max_tokens=50, messages=[{"role": "user", "content": "tell me a long story"}]
-        ) as stream,
-    ):
-        for _ in stream:
-            pass
-    assert info.value.body["error"]["type"] in ("overloaded_error", "api_error")
-    assert usage_rows()[-1].status != 200
-
-
-def test_openai_compatible_upstream(client, fake_openai, mapping, usage_rows):
-    mapping("claude-compat", "gpt-4o-mini", upstream="compat")
-    msg = client.messages.create(
-        model="claude-compat",
-        max_tokens=30,
-        system="Be brief.",
-        messages=[{"role": "user", "content": "hello compat"}],
-    )
-    assert msg.content[0].type == "text" and msg.content[0].text
-    assert msg.stop_reason == "end_turn"
-    sent = fake_openai.requests[-1]["json"]
-    assert sent["model"] == "gpt-4o-mini" and sent["max_tokens"] == 30
-    assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
-    with client.messages.stream(
-        model="claude-compat", max_tokens=30, messages=[{"role": "user", "content": "stream please"}]
-    ) as stream:
-        text = "".join(stream.text_stream)
-        final = stream.get_final_message()
-    assert text and final.content[0].text == text
-    rows = usage_rows()
-    assert [r.dialect for r in rows] == ["anthropic", "anthropic"] and rows[0].upstream_name == "compat"
-    assert rows[0].prompt_tokens == msg.usage.input_tokens
-
-
-def test_claude_code_probes_answer_without_a_key(gateway_url):
-    for method, url in [("HEAD", "/"), ("HEAD", "/api/hello"), ("GET", "/api/hello")]:
-        assert httpx.request(method, f"{gateway_url}{url}").status_code == 200, (method, url)
-
-
-def test_openai_compatible_upstream_tools_and_reasoning(client, fake_openai, mapping):
-    mapping("claude-compat", "gpt-4o-mini", upstream="compat")
-    fake_openai.script("tool_calls", calls=[("get_weather", {"city": "Bern"}, "call_abc")], fragments=3)
-    with client.messages.stream(
-        model="claude-compat",
-        max_tokens=100,
-        tools=TOOLS,
-        tool_choice={"type": "tool", "name": "get_weather"},
-        messages=[{"role": "user", "content": "Bern?"}],
-    ) as stream:
-        final = stream.get_final_message()
-    (use,) = final.content
-    assert (use.type, use.id, use.input, final.stop_reason) == ("tool_use", "call_abc", {"city": "Bern"}, "tool_use")
-    sent = fake_openai.requests[-1]["json"]
-    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
-    assert sent["tools"][0]["function"]["parameters"]["required"] == ["city"]
-
-    fake_openai.script("reasoning", reasoning="Thinking hard.", text="Cold.")
-    msg = client.messages.create(
-        model="claude-compat",
-        max_tokens=2000,
-        thinking={"type": "enabled", "budget_tokens": 1024},
-        tools=TOOLS,
-        messages=[
-            {"role": "user", "content": "Bern?"},
-            {"role": "assistant", "content": [use.model_dump()]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_abc", "content": "-3C"}]},
-        ],
-    )
-    assert [b.type for b in msg.content] == ["thinking", "text"]
-    assert (msg.content[0].thinking, msg.content[0].signature, msg.content[1].text) == ("Thinking hard.", "", "Cold.")
-    sent = fake_openai.requests[-1]["json"]
-    assert sent["reasoning_effort"] == "low"
-    assert sent["messages"][1]["tool_calls"][0]["id"] == "call_abc"
-    assert sent["messages"][2] == {"role": "tool", "tool_call_id": "call_abc", "content": "-3C"}
-
-
-def test_body_too_large_is_request_too_large(gateway_url, api_key, fake_gemini, settings):
-    settings.MAX_BODY_BYTES = 1000
-    body = {"model": "gemini-2.5-flash", "max_tokens": 5, "messages": [{"role": "user", "content": "x" * 2000}]}
-    resp = httpx.post(f"{gateway_url}/v1/messages", json=body, headers={"x-api-key": api_key})
-    assert resp.status_code == 413 and resp.json()["error"]["type"] == "request_too_large"
-
-
-def test_stream_refused_before_it_starts_is_a_plain_error(client, fake_gemini):
-    with (
-        pytest.raises(anthropic.NotFoundError),
-        client.messages.stream(
-            model="claude-unmapped", max_tokens=5, messages=[{"role": "user", "content": "x"}]
-        ) as stream,
-    ):
-        list(stream)
