@@ -3,6 +3,8 @@ and after a stream started), the OpenAI-compatible upstream, Claude Code's probe
 
 from __future__ import annotations
 
+import time
+
 import anthropic
 import httpx
 import pytest
@@ -147,3 +149,24 @@ def test_stream_refused_before_it_starts_is_a_plain_error(client, fake_gemini):
         ) as stream,
     ):
         list(stream)
+
+
+def test_client_disconnect_mid_stream_is_recorded(gateway_url, api_key, fake_gemini, usage_rows):
+    fake_gemini.chunk_delay = 0.3
+    fake_gemini.script("text", chunks=[f"word{i} " for i in range(20)])
+    body = {
+        "model": "gemini-2.5-flash",
+        "max_tokens": 500,
+        "stream": True,
+        "messages": [{"role": "user", "content": "x"}],
+    }
+    with httpx.stream("POST", f"{gateway_url}/v1/messages", json=body, headers={"x-api-key": api_key}) as resp:
+        for line in resp.iter_lines():
+            if "word1" in line:
+                break  # leave mid-stream: closing the response drops the connection
+    deadline = time.monotonic() + 10
+    while not (rows := usage_rows()):
+        assert time.monotonic() < deadline, "no usage row after the client disconnected"
+        time.sleep(0.2)
+    (row,) = rows
+    assert row.client_disconnected and row.streamed and row.status == 499 and row.dialect == "anthropic"

@@ -30,6 +30,7 @@ from proxy_app.dialects.anthropic.response import (
     build_message,
     build_model,
     build_model_list,
+    event,
     new_message_id,
 )
 from proxy_app.dialects.validate import (
@@ -54,6 +55,7 @@ __all__ = [  # the dialect's whole public surface, inbound and outbound
     "build_model",
     "build_model_list",
     "new_message_id",
+    "event",
     "MessageStreamEncoder",
 ]
 

@@ -9,6 +9,9 @@ Every model, on any upstream kind, is translated through the hub.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from urllib.parse import unquote
 
 from django.http import HttpRequest, HttpResponse
@@ -37,6 +40,38 @@ def is_anthropic_client(request: HttpRequest) -> bool:
 
 claims = is_anthropic_client
 DIALECT = Dialect("anthropic", anthropic_key, an.build_error, 'Bearer realm="gateway"')
+PING_SECONDS = 15.0
+PING = an.event("ping", {})
+
+
+async def with_pings(frames: AsyncIterator[bytes], every: float = PING_SECONDS) -> AsyncIterator[bytes]:
+    """The frames, plus an `event: ping` whenever none came for `every` seconds (anthropic.md §6.5),
+    so proxies and clients with idle timeouts keep a long-thinking stream open. The SDK skips pings.
+
+    The next frame is awaited in a task of its own (a timeout must not cancel the stream); when the
+    client leaves, that task is cancelled and awaited, so the pipeline records the disconnect."""
+    iterator = aiter(frames)
+    pending: asyncio.Future | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(iterator))
+            done, _ = await asyncio.wait({pending}, timeout=every)
+            if not done:
+                yield PING
+                continue
+            finished, pending = pending, None
+            try:
+                frame = finished.result()
+            except StopAsyncIteration:
+                return
+            yield frame
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                await pending
+        await iterator.aclose()
 
 
 async def messages(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) -> HttpResponse:
@@ -46,7 +81,7 @@ async def messages(request: HttpRequest, identity: KeyIdentity, ctx: CallContext
     if req.stream:
         events = await pipeline.run_stream(req, identity, ctx)
         encoder = an.MessageStreamEncoder(req.model, message_id)
-        return stream_response(stream_frames(events, encoder), "text/event-stream")
+        return stream_response(with_pings(stream_frames(events, encoder)), "text/event-stream")
     resp = await pipeline.run_chat(req, identity, ctx)
     return json_response(an.build_message(resp, req.model, message_id))
 
