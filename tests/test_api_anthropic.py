@@ -331,6 +331,8 @@ def test_models_list_and_retrieve_in_anthropic_shape(client, fake_gemini, mappin
     assert one.type == "model" and one.display_name and one.created_at.year >= 1970
     with pytest.raises(anthropic.NotFoundError):
         client.models.retrieve("nope")
+    mapping("claude-hidden", hidden=True)
+    assert client.models.retrieve("claude-hidden").id == "claude-hidden"  # routable, only unlisted
     # OpenAI clients on the same path still get OpenAI's shape.
     openai_shape = httpx.get(f"{gateway_url}/v1/models", headers={"authorization": f"Bearer {api_key}"}).json()
     assert openai_shape["object"] == "list"

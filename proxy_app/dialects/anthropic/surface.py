@@ -21,7 +21,6 @@ from accounts.authentication import KeyIdentity
 from proxy_app.call import pipeline
 from proxy_app.core import hub
 from proxy_app.core.context import CallContext
-from proxy_app.core.errors import NotFound
 from proxy_app.dialects.anthropic import request as an
 from proxy_app.dialects.http import json_response, read_json, stream_response
 from proxy_app.dialects.surface import Dialect, bearer, endpoint, stream_frames, unknown_route
@@ -105,7 +104,8 @@ async def model(request: HttpRequest, identity: KeyIdentity, ctx: CallContext, m
     for info in await pipeline.list_models(identity):
         if info.id == model_id:
             return json_response(an.build_model(info))
-    raise NotFound(f"model: {model_id}", code="not_found")
+    await pipeline.check_model(model_id, identity, ctx)  # routable but unlisted (hidden); else 404 / 403
+    return json_response(an.build_model(hub.ModelInfo(id=model_id)))
 
 
 async def hello(request: HttpRequest) -> HttpResponse:
