@@ -170,3 +170,52 @@ def test_client_disconnect_mid_stream_is_recorded(gateway_url, api_key, fake_gem
         time.sleep(0.2)
     (row,) = rows
     assert row.client_disconnected and row.streamed and row.status == 499 and row.dialect == "anthropic"
+
+
+def test_a_claude_code_shaped_turn(gateway_url, api_key, fake_gemini, mapping, usage_rows):
+    """What Claude Code sends for a conversation turn (anthropic.md §8): Bearer token, betas,
+    cached system blocks, $schema tools, metadata, extra body fields, thinking, a big max_tokens."""
+    mapping("claude-sonnet-4-5-20250929", "gemini-2.5-pro")
+    body = {
+        "model": "claude-sonnet-4-5-20250929",
+        "max_tokens": 32000,
+        "stream": True,
+        "system": [
+            {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": "Be careful.", "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+        ],
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "list files", "cache_control": {"type": "ephemeral"}}],
+            }
+        ],
+        "tools": [{**TOOLS[0], "name": "mcp__files__list", "cache_control": {"type": "ephemeral"}}],
+        "metadata": {"user_id": "user_abc_account__session_123"},
+        "thinking": {"type": "enabled", "budget_tokens": 31999},
+        "temperature": 1,
+        "context_management": {"edits": []},
+        "output_config": {"effort": "high"},
+    }
+    headers = {
+        "authorization": f"Bearer {api_key}",
+        "anthropic-version": "2023-06-01",
+        "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14",
+        "x-app": "cli",
+        "anthropic-dangerous-direct-browser-access": "true",
+    }
+    with httpx.stream("POST", f"{gateway_url}/v1/messages", json=body, headers=headers) as resp:
+        assert resp.status_code == 200
+        text = resp.read().decode()
+    assert text.startswith("event: message_start\n") and text.endswith(
+        'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    )
+    sent = [r for r in fake_gemini.requests if ":streamGenerateContent" in r["path"]][-1]
+    assert sent["path"] == "/v1beta/models/gemini-2.5-pro:streamGenerateContent"
+    config = sent["json"]["generationConfig"]
+    assert config["maxOutputTokens"] == 32000 and config["thinkingConfig"] == {
+        "thinkingBudget": 24576,
+        "includeThoughts": True,
+    }
+    assert sent["json"]["systemInstruction"] == {"parts": [{"text": "You are Claude Code.\n\nBe careful."}]}
+    assert usage_rows()[-1].dialect == "anthropic"

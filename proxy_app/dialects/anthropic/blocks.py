@@ -29,13 +29,15 @@ DROPPED_ASSISTANT_BLOCKS = ("redacted_thinking", "server_tool_use", "web_search_
 
 
 def system_messages(value: Any) -> list[hub.Message]:
-    """`system`: a string or an array of text blocks (cache_control and citations ignored)."""
+    """`system`: a string or an array of text blocks (cache_control and citations ignored); one
+    system message per block, so upstreams separate them ("\n\n" on Gemini, §6.1) instead of
+    gluing the texts together."""
     if value is None:
         return []
     if isinstance(value, str):
         return [hub.Message("system", [hub.Part("text", text=value)])] if value else []
     parts = [_text_block(as_object(b, f"system[{j}]"), f"system[{j}]") for j, b in enumerate(as_list(value, "system"))]
-    return [hub.Message("system", parts)] if parts else []
+    return [hub.Message("system", [part]) for part in parts if part.text]
 
 
 def _text_block(block: dict[str, Any], param: str) -> hub.Part:
