@@ -21,12 +21,13 @@ import re
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
 
+from proxy_app.dialects.anthropic import surface as anthropic
 from proxy_app.dialects.gemini import surface as gemini
 from proxy_app.dialects.ollama import surface as ollama
 from proxy_app.dialects.openai import surface as openai
 from proxy_app.dialects.sessions import surface as sessions
 
-SURFACES = [sessions, gemini, openai, ollama]
+SURFACES = [sessions, gemini, openai, ollama, anthropic]
 
 PROXY_PREFIXES: tuple[str, ...] = tuple(dict.fromkeys(p for s in SURFACES for p in s.PREFIXES)) + ("/health",)
 
