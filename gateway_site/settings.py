@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "channels",
+    "axes",
     "accounts",
     "proxy_app",
 ]
@@ -124,11 +125,22 @@ MIDDLEWARE = [
     "gateway_site.middleware.admin_only_auth",
     "gateway_site.middleware.admin_only_messages",
     "gateway_site.middleware.admin_only_clickjacking",
+    "gateway_site.middleware.admin_only_axes",  # last, as django-axes asks
 ]
 
+# Password logins (admin, member page) lock out after repeated failures (django-axes): a username
+# from one IP address gets GATEWAY_LOGIN_FAILURE_LIMIT tries, then 429 for
+# GATEWAY_LOGIN_LOCKOUT_MINUTES. API keys are not passwords and are not counted here.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("GATEWAY_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_float("GATEWAY_LOGIN_LOCKOUT_MINUTES", 15.0) / 60  # hours, as axes reads a number
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+
 # The admin's checks look for the session/auth/messages middlewares by name; they are there,
-# wrapped by admin_only_* above.
-SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410"]
+# wrapped by admin_only_* above (as is axes' middleware, which axes.W002 looks for).
+SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410", "axes.W002"]
 
 ROOT_URLCONF = "gateway_site.urls"
 ASGI_APPLICATION = "gateway_site.asgi.application"
