@@ -37,3 +37,14 @@ def test_a_right_password_before_the_limit_logs_in_and_resets_the_count(client, 
     for _ in range(2):  # counted afresh after the success
         client.post("/accounts/login/", {"username": "mallory", "password": "guess"})
     assert client.post("/accounts/login/", {"username": "mallory", "password": "right-password-1"}).status_code == 302
+
+
+def test_https_setting_makes_the_page_cookies_secure(tmp_path):
+    from tests.test_server import gateway_env, manage
+
+    probe = "from django.conf import settings as s; print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
+    probe += "s.SECURE_PROXY_SSL_HEADER)"
+    plain = manage(gateway_env(tmp_path), "shell", "-c", probe).stdout.strip().splitlines()[-1].split()
+    secure = manage(gateway_env(tmp_path, GATEWAY_HTTPS="true"), "shell", "-c", probe).stdout.strip().splitlines()[-1]
+    assert plain == ["False", "False", "None"]
+    assert secure == "True True ('HTTP_X_FORWARDED_PROTO', 'https')"
