@@ -65,6 +65,7 @@ async def model_method(request: HttpRequest, identity: KeyIdentity, ctx: CallCon
     body = gn.normalise(read_json(request))
     route = await pipeline.check_model(model, identity, ctx)
     if route.same_family("gemini"):
+        gn.check_embed_dimensions(body, method)
         return await _pass_through(request, body, model, method, identity, ctx)
     if method in ("embedContent", "batchEmbedContents"):
         req = gn.parse_embed_request(body, model, method)
