@@ -117,6 +117,9 @@ def test_quota_holds_across_two_processes(tmp_path, shared_stores, fake_gemini_s
         GEMINI_API_KEY="test-upstream-key",
         GATEWAY_ACCESS_LOG_STDOUT="false",
         GATEWAY_QUOTA_DEFAULT_MAX_TOKENS=str(DEFAULT_MAX_TOKENS),
+        # 400 requests on a small shared CI box: a Redis reply can take longer than the 0.5 s
+        # default (a 503 "rate-limit store unavailable"); this test is about the bound, not latency.
+        GATEWAY_QUOTA_REDIS_TIMEOUT="5",
         **shared_stores,
     )
     assert manage(env, "migrate", "--noinput").returncode == 0
