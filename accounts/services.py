@@ -10,7 +10,7 @@ Outside this module only the usage writer touches ApiKey, to bump `last_used_at`
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
@@ -31,11 +31,21 @@ def issue_key(
     name: str = "",
     models: list[str] | None = None,
     expires_days: int | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key for `user`; return it with its secret, which is never retrievable again."""
+    """Create a key for `user`; return it with its secret, which is never retrievable again.
+
+    Expiry: `expires_at` (timezone-aware, may be in the past: an already-expired key), or
+    `expires_days` from now (0: expires now); neither: never."""
+    if expires_at is not None and expires_days is not None:
+        raise KeyServiceError("give an expiry date or a number of days, not both")
+    if expires_at is not None and timezone.is_naive(expires_at):
+        raise KeyServiceError("the expiry must carry a timezone")
     key = ApiKey(user=user, name=name, allowed_models=list(models or []))
-    if expires_days:
+    if expires_days is not None:
         key.expires_at = timezone.now() + timedelta(days=expires_days)
+    elif expires_at is not None:
+        key.expires_at = expires_at
     secret = save_new_key(key)
     return key, secret
 

@@ -132,3 +132,39 @@ def test_usage_report_shows_cost(openai_client, fake_gemini, usage_rows):
     out = StringIO()
     call_command("usage_report", "--json", stdout=out)
     assert json.loads(out.getvalue())["totals"]["cost_usd"] > 0
+
+
+def test_small_daily_quota_admits_a_request_without_max_tokens(backend, openai_client, fake_gemini, usage_rows):
+    import json
+
+    limits("--user", "alice", "--daily-tokens", "50")
+    reply = openai_client.chat.completions.create(
+        model="gemini-2.5-flash", messages=[{"role": "user", "content": "say something short"}]
+    )
+    body = json.loads(fake_gemini.requests[-1]["body"])
+    prompt = reply.usage.prompt_tokens
+    assert 0 < body["generationConfig"]["maxOutputTokens"] <= 50 - prompt  # what remained, not 4096
+    assert reply.usage.total_tokens <= 50
+    rows = usage_rows()
+    assert [(r.status, r.total_tokens) for r in rows] == [(200, reply.usage.total_tokens)]
+
+
+def test_explicit_max_tokens_over_the_rest_names_what_remains(backend, openai_client, fake_gemini):
+    limits("--user", "alice", "--daily-tokens", "50")
+    with pytest.raises(openai.RateLimitError) as info:
+        openai_client.chat.completions.create(model="gemini-2.5-flash", messages=CHAT, max_tokens=100)
+    assert info.value.code == "insufficient_quota" and "50 tokens remain" in info.value.message
+
+
+def test_gemini_native_call_without_max_output_gets_the_cap(backend, gateway_url, api_key, fake_gemini):
+    import json
+
+    limits("--user", "alice", "--daily-tokens", "60")
+    reply = httpx.post(
+        f"{gateway_url}/v1beta/models/gemini-2.5-flash:generateContent",
+        headers={"x-goog-api-key": api_key},
+        json={"contents": [{"parts": [{"text": "hi"}]}]},
+    )
+    assert reply.status_code == 200, reply.text
+    cap = json.loads(fake_gemini.requests[-1]["body"])["generationConfig"]["maxOutputTokens"]
+    assert 0 < cap < 60

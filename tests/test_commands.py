@@ -55,8 +55,8 @@ def test_issue_token_mistakes_exit_non_zero(user):
     run("issue_token", "alice", "--name", "laptop")
     with pytest.raises(CommandError, match="already has a key named 'laptop'"):
         run("issue_token", "alice", "--name", "laptop")
-    with pytest.raises(CommandError, match="positive"):
-        run("issue_token", "alice", "--expires-days", "0")
+    with pytest.raises(CommandError, match="0 \\(expires now\\) or more"):
+        run("issue_token", "alice", "--expires-days", "-1")
 
 
 def test_issue_token_expiry(user):

@@ -1,5 +1,7 @@
 """200 simultaneous requests against a small token quota, across two real gateway processes that
 share Redis and PostgreSQL: the quota holds, and the usage table matches the counters exactly.
+Requests either name max_tokens or do not (then admission grants min(default, what remains) and
+caps the upstream's output to it: the bound still holds, the last tokens of the quota are usable).
 
 Needs the real PostgreSQL (TEST_POSTGRES_URL) and Redis (TEST_REDIS_URL); skipped with the reason
 printed when either does not answer.
@@ -22,6 +24,7 @@ PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432
 QUOTA = 3000
 REQUESTS = 200
 MAX_TOKENS = 40
+DEFAULT_MAX_TOKENS = 60  # GATEWAY_QUOTA_DEFAULT_MAX_TOKENS for the requests naming none
 
 
 def postgres_unavailable_reason() -> str | None:
@@ -87,7 +90,7 @@ def fake_gemini_server(tmp_path):
     proc.wait(10)
 
 
-async def _fire(urls: list[str], key: str) -> list[httpx.Response]:
+async def _fire(urls: list[str], key: str, max_tokens: int | None) -> list[httpx.Response]:
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=REQUESTS)) as client:
 
         async def one(i: int) -> httpx.Response:
@@ -96,7 +99,7 @@ async def _fire(urls: list[str], key: str) -> list[httpx.Response]:
                 headers={"authorization": f"Bearer {key}"},
                 json={
                     "model": "gemini-2.5-flash",
-                    "max_tokens": MAX_TOKENS,
+                    **({"max_tokens": max_tokens} if max_tokens else {}),
                     "messages": [{"role": "user", "content": f"request number {i} " + "word " * 20}],
                 },
             )
@@ -104,14 +107,19 @@ async def _fire(urls: list[str], key: str) -> list[httpx.Response]:
         return await asyncio.gather(*(one(i) for i in range(REQUESTS)))
 
 
+@pytest.mark.parametrize("max_tokens", [MAX_TOKENS, None], ids=["max_tokens", "no_max_tokens"])
 @pytest.mark.parametrize("layout", ["two_launchers", "one_port_two_workers"])
-def test_quota_holds_across_two_processes(tmp_path, shared_stores, fake_gemini_server, layout):
+def test_quota_holds_across_two_processes(tmp_path, shared_stores, fake_gemini_server, layout, max_tokens):
     """Two processes either as two launchers on two ports, or as `--workers 2` sharing one port."""
     env = gateway_env(
         tmp_path,
         GEMINI_BASE_URL=fake_gemini_server,
         GEMINI_API_KEY="test-upstream-key",
         GATEWAY_ACCESS_LOG_STDOUT="false",
+        GATEWAY_QUOTA_DEFAULT_MAX_TOKENS=str(DEFAULT_MAX_TOKENS),
+        # 400 requests on a small shared CI box: a Redis reply can take longer than the 0.5 s
+        # default (a 503 "rate-limit store unavailable"); this test is about the bound, not latency.
+        GATEWAY_QUOTA_REDIS_TIMEOUT="5",
         **shared_stores,
     )
     assert manage(env, "migrate", "--noinput").returncode == 0
@@ -119,7 +127,10 @@ def test_quota_holds_across_two_processes(tmp_path, shared_stores, fake_gemini_s
     assert manage(env, "set_limits", "--user", "crowd", "--daily-tokens", str(QUOTA)).returncode == 0
     servers = [Gateway(env), Gateway(env)] if layout == "two_launchers" else [Gateway(env, workers=2)]
     try:
-        responses = asyncio.run(_fire([s.url for s in servers], key))
+        # Without max_tokens a second burst comes once the first has settled: it finds the quota
+        # nearly used up, so its last admissions are capped below what the fake would answer.
+        waves = 1 if max_tokens else 2
+        responses = [r for _ in range(waves) for r in asyncio.run(_fire([s.url for s in servers], key, max_tokens))]
     finally:
         for server in servers:
             server.stop()  # graceful: each flushes its usage rows
@@ -131,9 +142,13 @@ def test_quota_holds_across_two_processes(tmp_path, shared_stores, fake_gemini_s
     assert admitted and statuses.count(429) > 0
     assert all(r.json()["error"]["code"] == "insufficient_quota" for r in responses if r.status_code == 429)
     used = sum(a["usage"]["total_tokens"] for a in admitted)
-    # Each admitted request reserved its worst case, so the quota can only be passed by a request
-    # that used more than it reserved; with honest estimates it is never passed at all.
+    # Each admitted request reserved its worst case (prompt estimate + max_tokens, or + the output
+    # cap it was granted and the upstream was held to), so the quota can only be passed by a request
+    # that used more than it reserved; the fake's prompt counts never exceed the gateway's
+    # estimates and it honours maxOutputTokens, so the stated bound here is 0: never passed at all.
     assert used <= QUOTA
+    finishes = [a["choices"][0]["finish_reason"] for a in admitted]
+    assert max_tokens or "length" in finishes  # the quota's last tokens were granted, capped
 
     probe = (
         "import asyncio, json; from django.db.models import Sum; from accounts.authentication import KeyIdentity; "
@@ -149,6 +164,10 @@ def test_quota_holds_across_two_processes(tmp_path, shared_stores, fake_gemini_s
     result = manage(env, "shell", "-c", probe)
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
-    assert seen["rows"] == REQUESTS and seen["ok"] == len(admitted)
+    assert seen["rows"] == REQUESTS * waves and seen["ok"] == len(admitted)
     assert seen["tokens"] == used == seen["counter"]
-    print(f"admitted {len(admitted)}/{REQUESTS}, used {used} of {QUOTA} tokens, counter {seen['counter']}")
+    print(
+        f"{layout}/{'max_tokens' if max_tokens else 'no max_tokens'}: admitted {len(admitted)}/{REQUESTS * waves}, "
+        f"used {used} of {QUOTA} tokens (overshoot {max(used - QUOTA, 0)}, bound 0), counter {seen['counter']}, "
+        f"cut at the cap {finishes.count('length')}"
+    )

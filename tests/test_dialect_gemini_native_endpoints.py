@@ -100,7 +100,7 @@ def test_mixed_task_types_and_titles_are_not_carried():
             embed_item(t("a"), outputDimensionality=0),
             "embedContent",
             "outputDimensionality",
-            "at least 1",
+            "between 1 and 65536",
             id="dims-0",
         ),
         pytest.param(embed_item(t("a")), "embedStuff", None, "unsupported embedding method", id="method"),

@@ -228,7 +228,7 @@ def test_parse_embed_request_dimensions():
         ),
         ({"model": "m", "input": ["a", 1]}, "input[1]", "'input[1]' must be a string"),
         ({"model": "m", "input": ["a", ""]}, "input[1]", "'input[1]' must not be empty"),
-        ({"model": "m", "input": "x", "dimensions": 0}, "dimensions", "'dimensions' must be at least 1"),
+        ({"model": "m", "input": "x", "dimensions": 0}, "dimensions", "'dimensions' must be between 1 and 65536"),
         ({"model": "m", "input": "x", "dimensions": "8"}, "dimensions", "'dimensions' must be an integer"),
         ({"input": "x"}, "model", "model is required"),
     ],

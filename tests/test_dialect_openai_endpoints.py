@@ -56,7 +56,7 @@ def test_parse_embed(body, inputs, fmt, dims):
         ({"input": ["a", ""]}, "input[1]", "'input[1]' must not be empty"),
         ({"input": ["a", None]}, "input[1]", "'input[1]' must be a string"),
         ({"input": ["x"] * 2049}, "input", "'input' accepts at most 2048 items"),
-        ({"input": "a", "dimensions": 0}, "dimensions", "'dimensions' must be at least 1, got 0"),
+        ({"input": "a", "dimensions": 0}, "dimensions", "'dimensions' must be between 1 and 65536, got 0"),
         ({"input": "a", "dimensions": True}, "dimensions", "'dimensions' must be an integer"),
         ({"input": "a", "dimensions": "256"}, "dimensions", "'dimensions' must be an integer"),
         (

@@ -161,10 +161,10 @@ async def test_refusal_messages_say_what_is_used_and_what_to_do(backend, alice):
     with pytest.raises(RateLimited) as refused:
         await admit(alice, prompt=100, max_tokens=200)
     assert refused.value.message == (
-        "user alice exceeded tokens per minute (tpm=1000): 900 tokens already used or reserved, this request may "
-        "use up to 300 tokens (prompt ~100 + max_tokens 200); lower max_tokens or wait. Resets in 30s."
+        "user alice exceeded tokens per minute (tpm=1000): 900 tokens already used or reserved, 100 tokens remain; "
+        "this request may use up to 300 tokens (prompt ~100 + max_tokens 200); lower max_tokens or wait. Resets in 30s."
     )
-    with pytest.raises(RateLimited, match=r"more than the whole limit; lower max_tokens"):
+    with pytest.raises(RateLimited, match=r"more than the whole limit; 1000 tokens remain; lower max_tokens"):
         await admit(alice, prompt=100, max_tokens=5000, now=NOW + 60)
 
 

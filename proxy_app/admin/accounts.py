@@ -164,6 +164,7 @@ class ApiKeyAdmin(LimitsInlineWrites, admin.ModelAdmin):
         "user",
         "prefix",
         "status",
+        "expires_at",
         "created_at",
         "last_used_at",
         "recent_requests",

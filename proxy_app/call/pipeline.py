@@ -53,6 +53,7 @@ async def _open_route(
     *,
     prompt_estimate: int | None = None,
     max_tokens: int | None = None,
+    choices: int = 1,
 ) -> tuple[routing.Route, UpstreamClient]:
     """Resolve the model (404/403 first), then, for a call that will reach the upstream
     (`prompt_estimate` given), admit it against the key's and user's limits (429)."""
@@ -66,16 +67,33 @@ async def _open_route(
             prompt_estimate=prompt_estimate,
             max_tokens=max_tokens,
             request_id=ctx.request_id,
+            choices=choices,
         )
     return route, client_for(route.upstream)
 
 
+def output_cap(ctx: CallContext, choices: int = 1) -> int | None:
+    """The max output tokens per choice the upstream must be asked for, when the admission capped
+    a request that named none (a token or budget limit applies); None: leave it as the client sent it."""
+    cap = getattr(ctx.admission, "output_cap", None)
+    return None if cap is None else max(cap // max(choices, 1), 1)
+
+
 async def _open_chat_route(req: hub.ChatRequest, identity: KeyIdentity, ctx: CallContext):
-    """`_open_route` for a hub chat request: its worst case is the prompt plus max tokens per choice."""
+    """`_open_route` for a hub chat request: its worst case is the prompt plus max tokens per choice;
+    a request without max_tokens gets the admission's output cap, if any."""
     max_tokens = req.max_tokens * req.n if req.max_tokens else None
-    return await _open_route(
-        req.model, identity, ctx, prompt_estimate=hub.estimate_prompt_tokens(req.messages), max_tokens=max_tokens
+    opened = await _open_route(
+        req.model,
+        identity,
+        ctx,
+        prompt_estimate=hub.estimate_prompt_tokens(req.messages),
+        max_tokens=max_tokens,
+        choices=req.n,
     )
+    if max_tokens is None and (cap := output_cap(ctx, req.n)) is not None:
+        req.max_tokens = cap
+    return opened
 
 
 async def run_chat(req: hub.ChatRequest, identity: KeyIdentity, ctx: CallContext) -> hub.ChatResponse:
@@ -155,7 +173,8 @@ class Native:
     model: str
     send: Callable[[UpstreamClient, str], Any]
     prompt_estimate: int | None = None  # None: the call is not admitted against limits (countTokens)
-    max_tokens: int | None = None
+    max_tokens: int | None = None  # all choices; None: not given (`send` applies `output_cap(ctx, choices)`)
+    choices: int = 1
     usage_of: Callable[[dict], hub.Usage | None] = lambda reply: None  # a non-streamed reply's usage
     probe: Probe | None = None  # how a stream's events are tallied
 
@@ -163,7 +182,12 @@ class Native:
 async def forward(native: Native, identity: KeyIdentity, ctx: CallContext) -> dict:
     """A pass-through call that is not streamed: route and admit, call, record what the upstream reported."""
     route, client = await _open_route(
-        native.model, identity, ctx, prompt_estimate=native.prompt_estimate, max_tokens=native.max_tokens
+        native.model,
+        identity,
+        ctx,
+        prompt_estimate=native.prompt_estimate,
+        max_tokens=native.max_tokens,
+        choices=native.choices,
     )
     reply = await _answer(ctx, native.send(client, route.upstream_model), native.prompt_estimate or 0)
     usage.record(ctx, status=200, usage=native.usage_of(reply))
@@ -173,7 +197,12 @@ async def forward(native: Native, identity: KeyIdentity, ctx: CallContext) -> di
 async def forward_stream(native: Native, identity: KeyIdentity, ctx: CallContext) -> AsyncIterator[Any]:
     """A streamed pass-through call, up to its first event; tallied and recorded like `run_stream`."""
     route, client = await _open_route(
-        native.model, identity, ctx, prompt_estimate=native.prompt_estimate, max_tokens=native.max_tokens
+        native.model,
+        identity,
+        ctx,
+        prompt_estimate=native.prompt_estimate,
+        max_tokens=native.max_tokens,
+        choices=native.choices,
     )
     return await _tally_stream(
         ctx, native.send(client, route.upstream_model), native.prompt_estimate or 0, native.probe

@@ -18,6 +18,9 @@ from typing import Any, NoReturn
 from proxy_app.core import errors
 
 INT32 = (-(2**31), 2**31 - 1)  # Gemini's seed is an int32
+# Embedding sizes (OpenAI `dimensions`, Gemini `outputDimensionality`): real models return at most a
+# few thousand; anything past this bound is a mistake (or an attack on the upstream), answered 400.
+EMBED_DIMENSIONS = (1, 65_536)
 # Gemini's rule for function names (mapping.md §3, gemini.md §3.1); OpenAI's own rule is a subset.
 FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_.:-]{1,64}")
 

@@ -20,7 +20,11 @@ The caller (proxy_app.quota) decides what to count; here a counter is an opaque 
   on every admission, so a crashed process's leases free themselves.
 
 `reserve` checks `used + amount <= limit` for every slot and only then adds every amount, so a
-refused request reserves nothing. `settle` applies `Adjust`/`Release` operations (adjustments
+refused request reserves nothing. A slot with a `rate` grows with the request's output: its amount
+is `amount + ceil(output * rate / 1e6)`, and `reserve(want=, need=)` grants the largest output in
+[need, want] that fits every such slot (one number for all of them, decided inside the same atomic
+step), or refuses when even `need` does not fit; `Decision.output` is what was granted.
+`settle` applies `Adjust`/`Release` operations (adjustments
 never take a counter below 0 and, unless `create`, never bring a missing one back).
 Clocks: `now` is passed in (UTC epoch seconds, injectable); key TTLs are only for cleanup
 (Redis counts them in real seconds, the memory backend against `now`).
@@ -33,10 +37,12 @@ import logging
 import math
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from django.conf import settings
+
+from proxy_app.ledger.counter_scripts import RESERVE_LUA, SETTLE_LUA
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +54,41 @@ class Slot:
     key: str
     mode: Mode
     limit: int
-    amount: int  # reserved by this request (1 for requests and leases)
+    amount: int  # reserved by this request (1 for requests and leases); with a rate, the fixed part
     ttl: int  # seconds; cleanup only
+    rate: int = 0  # units per million output tokens on top of `amount` (0: a fixed amount)
+
+    def at(self, output: int) -> int:
+        """This slot's amount for `output` granted tokens (exact integers, as the Lua script)."""
+        return self.amount + (-(-output * self.rate // MILLION) if self.rate else 0)
+
+
+MILLION = 1_000_000
+
+
+def resolved(slots: Sequence[Slot], output: int) -> tuple[Slot, ...]:
+    """The slots with the amounts actually reserved for `output` granted tokens (rate 0)."""
+    return tuple(replace(s, amount=s.at(output), rate=0) if s.rate else s for s in slots)
+
+
+def grant(slots: Sequence[Slot], used: Sequence[int], want: int, need: int) -> tuple[int, int | None]:
+    """(output granted, None) or (0, index of the slot that refuses): the largest output in
+    [need, want] for which every slot fits its limit. Mirrored step for step in RESERVE_LUA."""
+    output, tight = want, None
+    for i, slot in enumerate(slots):
+        if not slot.rate:
+            continue
+        room = slot.limit - used[i] - slot.amount
+        if room < 0:
+            return 0, i
+        if slot.at(output) - slot.amount > room:
+            output, tight = room * MILLION // slot.rate, i
+    if output < need:
+        return 0, tight
+    for i, slot in enumerate(slots):
+        if used[i] + slot.at(output) > slot.limit:
+            return 0, i
+    return output, None
 
 
 @dataclass(frozen=True)
@@ -58,6 +97,7 @@ class Decision:
     used: tuple[int, ...] = ()  # per slot, before this request's amounts (when admitted)
     refused: int | None = None  # index of the first slot that would go over its limit
     refused_used: int = 0  # that slot's value when it refused
+    output: int = 0  # output tokens granted (see Slot.rate), when admitted
     missing: tuple[int, ...] = ()  # seeded slots to seed first (nothing was reserved)
 
 
@@ -81,7 +121,15 @@ class StoreUnavailable(Exception):
 
 class Counters(Protocol):
     async def reserve(
-        self, slots: Sequence[Slot], *, member: str, now: float, lease_until: float, seeds: Mapping[int, int]
+        self,
+        slots: Sequence[Slot],
+        *,
+        member: str,
+        now: float,
+        lease_until: float,
+        seeds: Mapping[int, int],
+        want: int = 0,
+        need: int = 0,
     ) -> Decision: ...
 
     async def settle(self, ops: Sequence[Adjust | Release], *, now: float) -> None: ...
@@ -110,7 +158,15 @@ class MemoryCounters:
         self._next_sweep = -math.inf
 
     async def reserve(
-        self, slots: Sequence[Slot], *, member: str, now: float, lease_until: float, seeds: Mapping[int, int]
+        self,
+        slots: Sequence[Slot],
+        *,
+        member: str,
+        now: float,
+        lease_until: float,
+        seeds: Mapping[int, int],
+        want: int = 0,
+        need: int = 0,
     ) -> Decision:
         self._sweep(now)
         missing = []
@@ -123,12 +179,11 @@ class MemoryCounters:
                     missing.append(i)
         if missing:
             return Decision(False, missing=tuple(missing))
-        used = []
-        for i, slot in enumerate(slots):
-            used.append(self._current(slot, now, prune=True))
-            if used[i] + slot.amount > slot.limit:
-                return Decision(False, refused=i, refused_used=used[i])
-        for slot in slots:
+        used = [self._current(slot, now, prune=True) for slot in slots]
+        output, refused = grant(slots, used, want, need)
+        if refused is not None:
+            return Decision(False, refused=refused, refused_used=used[refused])
+        for slot in resolved(slots, output):
             if slot.mode == "lease":
                 entry = self._leases.setdefault(slot.key, [{}, 0.0])
                 entry[0][member] = lease_until
@@ -137,7 +192,7 @@ class MemoryCounters:
                 if slot.mode == "count":
                     self._values.setdefault(slot.key, [0, now + slot.ttl])
                 self._values[slot.key][0] += slot.amount
-        return Decision(True, used=tuple(used))
+        return Decision(True, used=tuple(used), output=output)
 
     async def settle(self, ops: Sequence[Adjust | Release], *, now: float) -> None:
         for op in ops:
@@ -188,69 +243,6 @@ class MemoryCounters:
 
 # --- Redis --------------------------------------------------------------------------------------
 
-# KEYS: one per slot. ARGV: now, member, lease_until, then per slot: mode, limit, amount, ttl, seed.
-RESERVE_LUA = """
-local missing = {}
-for i = 1, #KEYS do
-  local a = 3 + (i - 1) * 5
-  if ARGV[a + 1] == 'seeded' then
-    if tonumber(ARGV[a + 5]) >= 0 then
-      redis.call('SET', KEYS[i], ARGV[a + 5], 'EX', ARGV[a + 4], 'NX')
-    elseif redis.call('EXISTS', KEYS[i]) == 0 then
-      missing[#missing + 1] = i - 1
-    end
-  end
-end
-if #missing > 0 then
-  return {'missing', missing}
-end
-local used = {}
-for i = 1, #KEYS do
-  local a = 3 + (i - 1) * 5
-  if ARGV[a + 1] == 'lease' then
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[1])
-    used[i] = redis.call('ZCARD', KEYS[i])
-  else
-    used[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
-  end
-  if used[i] + tonumber(ARGV[a + 3]) > tonumber(ARGV[a + 2]) then
-    return {'refused', i - 1, used[i]}
-  end
-end
-for i = 1, #KEYS do
-  local a = 3 + (i - 1) * 5
-  if ARGV[a + 1] == 'lease' then
-    redis.call('ZADD', KEYS[i], ARGV[3], ARGV[2])
-    redis.call('EXPIRE', KEYS[i], ARGV[a + 4])
-  else
-    if ARGV[a + 1] == 'count' then
-      redis.call('SET', KEYS[i], 0, 'EX', ARGV[a + 4], 'NX')
-    end
-    redis.call('INCRBY', KEYS[i], ARGV[a + 3])
-  end
-end
-return {'ok', used}
-"""
-
-# KEYS: one per operation. ARGV: per operation: mode (adjust|create|release), delta or member, ttl.
-SETTLE_LUA = """
-for i = 1, #KEYS do
-  local a = (i - 1) * 3
-  local mode = ARGV[a + 1]
-  if mode == 'release' then
-    redis.call('ZREM', KEYS[i], ARGV[a + 2])
-  else
-    if mode == 'create' then
-      redis.call('SET', KEYS[i], 0, 'EX', ARGV[a + 3], 'NX')
-    end
-    if redis.call('EXISTS', KEYS[i]) == 1 and redis.call('INCRBY', KEYS[i], ARGV[a + 2]) < 0 then
-      redis.call('SET', KEYS[i], 0, 'KEEPTTL')
-    end
-  end
-end
-return #KEYS
-"""
-
 
 class RedisCounters:
     """Counters in Redis, shared by every gateway process.
@@ -296,12 +288,20 @@ class RedisCounters:
         return f"{self.prefix}:{key}"
 
     async def reserve(
-        self, slots: Sequence[Slot], *, member: str, now: float, lease_until: float, seeds: Mapping[int, int]
+        self,
+        slots: Sequence[Slot],
+        *,
+        member: str,
+        now: float,
+        lease_until: float,
+        seeds: Mapping[int, int],
+        want: int = 0,
+        need: int = 0,
     ) -> Decision:
         _, script, _ = self._client()
-        args: list = [repr(now), member, repr(lease_until)]
+        args: list = [repr(now), member, repr(lease_until), want, need]
         for i, s in enumerate(slots):
-            args += [s.mode, s.limit, s.amount, max(s.ttl, 1), seeds.get(i, -1)]
+            args += [s.mode, s.limit, s.amount, max(s.ttl, 1), seeds.get(i, -1), s.rate]
         call = _background(self._call(script, [self._key(s.key) for s in slots], args))
         try:
             # Shielded: if the request is cancelled meanwhile, a reservation that did happen is
@@ -313,8 +313,10 @@ class RedisCounters:
         return _decision(reply)
 
     def _undo_if_admitted(self, done: asyncio.Future, slots: Sequence[Slot], member: str, now: float) -> None:
-        if not done.cancelled() and done.exception() is None and _decision(done.result()).admitted:
-            _background(self._settle_logged(undo_ops(slots, member), now))
+        if not done.cancelled() and done.exception() is None:
+            decision = _decision(done.result())
+            if decision.admitted:
+                _background(self._settle_logged(undo_ops(resolved(slots, decision.output), member), now))
 
     async def _settle_logged(self, ops, now: float) -> None:
         try:
@@ -390,7 +392,7 @@ def _forget(task: asyncio.Task) -> None:
 
 def _decision(reply: list) -> Decision:
     if reply[0] == "ok":
-        return Decision(True, used=tuple(int(v) for v in reply[1]))
+        return Decision(True, used=tuple(int(v) for v in reply[1]), output=int(reply[2]))
     if reply[0] == "refused":
         return Decision(False, refused=int(reply[1]), refused_used=int(reply[2]))
     return Decision(False, missing=tuple(int(i) for i in reply[1]))

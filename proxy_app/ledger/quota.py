@@ -6,17 +6,18 @@
     finally:
         cost = await quota.settle(admission, usage, model)
 
-`admit` reserves the request's worst case — prompt estimate + max_tokens (or
-QUOTA_DEFAULT_MAX_TOKENS), and that many tokens' cost — against every token and budget limit
-of every applicable scope (user and key), and counts it against requests per minute and requests
-in flight, all at once in the counter backend (proxy_app.counters): everything or nothing.
-`settle` replaces the reservation by the real usage and frees the in-flight slot.
+`admit` reserves the request's worst case — the prompt estimate plus its output cap, and that
+many tokens' cost — against every token and budget limit of every applicable scope (user and
+key), and counts it against requests per minute and requests in flight, all at once in the counter
+backend (proxy_app.counters): everything or nothing. The output cap is the request's max_tokens;
+when it names none, QUOTA_DEFAULT_MAX_TOKENS or what remains under the tightest token/budget limit
+if less (granted inside the same atomic step; refused only when not even one output token fits),
+and the caller must pass that cap upstream (`Admission.output_cap`). `settle` replaces the
+reservation by the real usage and frees the in-flight slot.
 
-The bound: a limit is never overshot by more than the requests already admitted when it was
-reached, each bounded by its own reservation. Stronger in practice: admission requires
-`used + reserved + this request's worst case <= limit`, so the counted total only passes a limit
-when a request's real usage exceeds its own reservation (an upstream ignoring max_tokens, a
-prompt larger than estimated) — and then by at most that excess.
+The bound: admission requires `used + reserved + this request's worst case <= limit`, so the
+counted total only passes a limit when a request's real usage exceeds its own reservation (a
+prompt larger than estimated, an upstream ignoring max_tokens), and then by at most that excess.
 
 Windows: requests/tokens per minute are fixed one-minute windows (a burst may straddle a
 boundary); days and months are UTC calendar periods. Day/month/budget counters are seeded from
@@ -55,6 +56,7 @@ from proxy_app.core import hub
 from proxy_app.core.errors import RateLimited, UpstreamUnavailable
 from proxy_app.ledger import pricing
 from proxy_app.ledger.counters import (
+    MILLION,
     Adjust,
     Counters,
     Decision,
@@ -62,6 +64,7 @@ from proxy_app.ledger.counters import (
     Slot,
     StoreUnavailable,
     get_counters,
+    resolved,
 )
 
 log = logging.getLogger(__name__)
@@ -141,8 +144,14 @@ def _limit_units(kind: str, value) -> int:
     return pricing.micro_usd(Decimal(value)) if kind == "budget_usd" else int(value)
 
 
-def plan(limits: EffectiveLimits, now: float, *, tokens: int, micro_usd: int) -> tuple[Counted, ...]:
-    """Every counter this request touches, user scope before key scope, in KINDS order."""
+def plan(
+    limits: EffectiveLimits, now: float, *, tokens: int, micro_usd: int, micro_usd_rate: int = 0, flexible: bool = False
+) -> tuple[Counted, ...]:
+    """Every counter this request touches, user scope before key scope, in KINDS order.
+
+    tokens/micro_usd: the fixed part (the prompt's, or the whole worst case); with `flexible`, the
+    token and budget counters also grow per output token granted (counters.Slot.rate): tokens by
+    one each, the budget by `micro_usd_rate` micro-USD per million output tokens."""
     amounts = {
         "rpm": 1,
         "max_parallel": 1,
@@ -151,6 +160,7 @@ def plan(limits: EffectiveLimits, now: float, *, tokens: int, micro_usd: int) ->
         "monthly_tokens": tokens,
         "budget_usd": micro_usd,
     }
+    rates = {"tpm": MILLION, "daily_tokens": MILLION, "monthly_tokens": MILLION, "budget_usd": micro_usd_rate}
     current = windows(now)
     counted = []
     for kind in KINDS:
@@ -159,7 +169,8 @@ def plan(limits: EffectiveLimits, now: float, *, tokens: int, micro_usd: int) ->
             if value is None:
                 continue
             suffix, reset_at, ttl = current[kind]
-            slot = Slot(_key(scope, suffix), _mode(kind), _limit_units(kind, value), amounts[kind], ttl)
+            rate = rates.get(kind, 0) if flexible else 0
+            slot = Slot(_key(scope, suffix), _mode(kind), _limit_units(kind, value), amounts[kind], ttl, rate)
             counted.append(Counted(scope, kind, slot, reset_at))
     return tuple(counted)
 
@@ -179,6 +190,9 @@ class Admission:
     member: str = ""  # this request's in-flight lease
     backend: Counters | None = None
     degraded: bool = False  # the store was down and QUOTA_REDIS_FAILURE is "open"
+    # The request named no max_tokens and a token or budget limit applies: the most output
+    # tokens (all choices together) it was granted; the upstream must be asked for no more.
+    output_cap: int | None = None
     settled: bool = field(default=False, compare=False)
 
     @property
@@ -225,45 +239,67 @@ async def admit(
     prompt_estimate: int,
     max_tokens: int | None,
     request_id: str,
+    choices: int = 1,
     now: float | None = None,
 ) -> Admission:
     """Reserve this request's worst case against every applicable limit, or raise.
 
     identity: accounts.authentication.KeyIdentity; model: the upstream model (prices);
-    max_tokens: the request's output cap, None for "not given" (QUOTA_DEFAULT_MAX_TOKENS is
-    reserved), 0 for requests without output (embeddings). Raises RateLimited (rpm, tpm, in
-    flight) or QuotaExceeded (day, month, budget) with retry_after, or UpstreamUnavailable
-    (503) when the counter store is down and QUOTA_REDIS_FAILURE is "closed".
+    max_tokens: the request's output cap (all choices), 0 for requests without output
+    (embeddings), None for "not given": then the output reserved is QUOTA_DEFAULT_MAX_TOKENS or
+    what remains under the tightest token/budget limit if less (at least `choices` tokens, one per
+    choice), and `Admission.output_cap` says how much the upstream may be asked for. Raises
+    RateLimited (rpm, tpm, in flight) or QuotaExceeded (day, month, budget) with retry_after, or
+    UpstreamUnavailable (503) when the counter store is down and QUOTA_REDIS_FAILURE is "closed".
     """
     table = await pricing.aload()  # fresh prices for settle(), which must not touch the database
     limits = await effective_limits(identity)
     now = time.time() if now is None else now
     if limits.unlimited:
         return Admission(request_id, model, now)
-    output = max_tokens if max_tokens is not None else int(_setting("QUOTA_DEFAULT_MAX_TOKENS", 4096))
-    worst = hub.Usage(prompt_tokens=max(prompt_estimate, 0), completion_tokens=max(output, 0))
-    counted = plan(limits, now, tokens=worst.total_tokens, micro_usd=pricing.micro_usd(table.cost(model, worst)))
+    prompt = max(prompt_estimate, 0)
+    flexible = max_tokens is None
+    if flexible:
+        want, need = int(_setting("QUOTA_DEFAULT_MAX_TOKENS", 4096)), max(choices, 1)
+        want = max(want, need)
+    else:
+        want = need = max(max_tokens, 0)
+    price = table.price_for(model)
+    counted = plan(
+        limits,
+        now,
+        tokens=prompt,
+        micro_usd=pricing.micro_usd(table.cost(model, hub.Usage(prompt_tokens=prompt))),
+        micro_usd_rate=math.ceil(price.output * MILLION) if price else 0,
+        flexible=True,
+    )
     member = f"{request_id}:{secrets.token_hex(4)}"  # unique even if a client reuses request ids
     backend = get_counters()
     try:
-        decision = await _reserve(backend, counted, member, now)
+        decision = await _reserve(backend, counted, member, now, want, need)
     except StoreUnavailable as exc:
         return _store_down(exc, request_id, model, now)
     if not decision.admitted:
-        raise refusal(counted[decision.refused], decision.refused_used, now, worst)
-    return Admission(request_id, model, now, counted, decision.used, member, backend)
+        raise refusal(counted[decision.refused], decision.refused_used, now, hub.Usage(prompt, want), flexible)
+    cap = decision.output if flexible and any(c.slot.rate for c in counted) else None
+    slots = resolved([c.slot for c in counted], decision.output)
+    counted = tuple(Counted(c.scope, c.kind, slot, c.reset_at) for c, slot in zip(counted, slots, strict=True))
+    return Admission(request_id, model, now, counted, decision.used, member, backend, output_cap=cap)
 
 
-async def _reserve(backend: Counters, counted: tuple[Counted, ...], member: str, now: float) -> Decision:
+async def _reserve(
+    backend: Counters, counted: tuple[Counted, ...], member: str, now: float, want: int, need: int
+) -> Decision:
     slots = [c.slot for c in counted]
     lease_until = now + float(_setting("QUOTA_LEASE_SECONDS", 900))
-    decision = await backend.reserve(slots, member=member, now=now, lease_until=lease_until, seeds={})
+    kwargs = {"member": member, "now": now, "lease_until": lease_until, "want": want, "need": need}
+    decision = await backend.reserve(slots, seeds={}, **kwargs)
     if decision.missing:  # cold day/month counters: seed them from the usage table, then retry
         try:
             seeds = await seed_values([(i, counted[i]) for i in decision.missing], now)
         except DatabaseError as exc:
             raise StoreUnavailable(f"usage table unreadable: {exc}") from exc
-        decision = await backend.reserve(slots, member=member, now=now, lease_until=lease_until, seeds=seeds)
+        decision = await backend.reserve(slots, seeds=seeds, **kwargs)
         if decision.missing:
             raise StoreUnavailable("counters vanished while being seeded")
     return decision
@@ -287,11 +323,11 @@ def _store_down(exc: StoreUnavailable, request_id: str, model: str, now: float) 
     return Admission(request_id, model, now, degraded=True)
 
 
-def refusal(c: Counted, used: int, now: float, worst: hub.Usage) -> RateLimited:
+def refusal(c: Counted, used: int, now: float, worst: hub.Usage, flexible: bool = False) -> RateLimited:
     """The 429 for limit `c`: names the scope and limit, says when it resets and what to do."""
     retry = max(1, math.ceil(c.reset_at - now))
     limit = _limit_text(c)
-    message = f"{c.scope.label} exceeded {DESCRIPTIONS[c.kind]} ({c.kind}={limit}): {_detail(c, used, worst)}"
+    message = f"{c.scope.label} exceeded {DESCRIPTIONS[c.kind]} ({c.kind}={limit}): {_detail(c, used, worst, flexible)}"
     if c.kind != "max_parallel":
         message += f" Resets in {format_duration(c.reset_at - now)}."
     err = (QuotaExceeded if c.kind in QUOTA_KINDS else RateLimited)(message, retry_after=retry)
@@ -301,19 +337,25 @@ def refusal(c: Counted, used: int, now: float, worst: hub.Usage) -> RateLimited:
     return err
 
 
-def _detail(c: Counted, used: int, worst: hub.Usage) -> str:
+def _detail(c: Counted, used: int, worst: hub.Usage, flexible: bool) -> str:
     if c.kind == "rpm":
         return f"{used} requests this minute."
     if c.kind == "max_parallel":
         return f"{used} requests already in flight; retry when one finishes."
     unit = _usd if c.kind == "budget_usd" else (lambda n: f"{n} tokens")
+    remaining = f"{unit(max(c.slot.limit - used, 0))} remain"
+    if flexible:
+        return (
+            f"{unit(used)} already used or reserved, {remaining}: not enough for this request's prompt "
+            f"(~{worst.prompt_tokens} tokens) and any answer; shorten it or wait."
+        )
     need = (
-        f"this request may use up to {unit(c.slot.amount)} "
+        f"this request may use up to {unit(c.slot.at(worst.completion_tokens))} "
         f"(prompt ~{worst.prompt_tokens} + max_tokens {worst.completion_tokens})"
     )
-    if c.slot.amount > c.slot.limit:
-        return f"{need}, more than the whole limit; lower max_tokens."
-    return f"{unit(used)} already used or reserved, {need}; lower max_tokens or wait."
+    if c.slot.at(worst.completion_tokens) > c.slot.limit:
+        return f"{need}, more than the whole limit; {remaining}; lower max_tokens."
+    return f"{unit(used)} already used or reserved, {remaining}; {need}; lower max_tokens or wait."
 
 
 def _limit_text(c: Counted) -> str:

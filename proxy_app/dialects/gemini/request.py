@@ -37,6 +37,7 @@ from proxy_app.dialects.gemini.response import (
     usage_of,
 )
 from proxy_app.dialects.validate import (
+    EMBED_DIMENSIONS,
     INT32,
     as_bool,
     as_function_name,
@@ -60,6 +61,7 @@ __all__ = [  # the dialect's whole public surface, inbound and outbound
     "parse_generate_request",
     "parse_count_tokens_request",
     "parse_embed_request",
+    "check_embed_dimensions",
     "schema_to_json_schema",
     "build_generate_response",
     "GenerateStreamEncoder",
@@ -368,6 +370,21 @@ def parse_count_tokens_request(body: dict[str, Any]) -> list[hub.Message]:
 # public: embeddings (mapping.md §10)
 
 
+def _dimensionality(item: dict[str, Any], at: str) -> int | None:
+    return optional(item, "outputDimensionality", _proto_int, *EMBED_DIMENSIONS, at=at)
+
+
+def check_embed_dimensions(body: dict[str, Any], method: str) -> None:
+    """The pass-through's check (the body goes on to Gemini unparsed): every outputDimensionality
+    within EMBED_DIMENSIONS, as parse_embed_request requires."""
+    if method == "embedContent":
+        _dimensionality(body, "")
+    elif method == "batchEmbedContents" and isinstance(body.get("requests"), list):
+        for i, item in enumerate(body["requests"]):
+            if isinstance(item, dict):
+                _dimensionality(item, f"requests[{i}]")
+
+
 def parse_embed_request(body: dict[str, Any], model: str, method: str) -> hub.EmbedRequest:
     """embedContent / batchEmbedContents -> one hub request; per-request settings must agree."""
     body = normalise(body)
@@ -383,7 +400,7 @@ def parse_embed_request(body: dict[str, Any], model: str, method: str) -> hub.Em
     else:
         fail(None, f"unsupported embedding method '{method}'")
     texts = [_embed_text(item.get("content"), _join(at, "content")) for item, at in items]
-    dims = {optional(item, "outputDimensionality", _proto_int, 1, at=at) for item, at in items}
+    dims = {_dimensionality(item, at) for item, at in items}
     if len(dims) > 1:
         fail("requests", "every request must use the same outputDimensionality")
     tasks = {optional(item, "taskType", as_string, at=at) for item, at in items}

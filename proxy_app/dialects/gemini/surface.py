@@ -65,6 +65,7 @@ async def model_method(request: HttpRequest, identity: KeyIdentity, ctx: CallCon
     body = gn.normalise(read_json(request))
     route = await pipeline.check_model(model, identity, ctx)
     if route.same_family("gemini"):
+        gn.check_embed_dimensions(body, method)
         return await _pass_through(request, body, model, method, identity, ctx)
     if method in ("embedContent", "batchEmbedContents"):
         req = gn.parse_embed_request(body, model, method)
@@ -91,7 +92,21 @@ def _admission_estimate(body: dict, method: str) -> dict:
     max_tokens = (
         most * n if generating and isinstance(most, int) and isinstance(n, int) else (None if generating else 0)
     )
-    return {"prompt_estimate": gn.estimate_prompt(body), "max_tokens": max_tokens}
+    choices = n if isinstance(n, int) and n > 0 else 1
+    return {"prompt_estimate": gn.estimate_prompt(body), "max_tokens": max_tokens, "choices": choices}
+
+
+def _capped(body: dict, method: str, ctx: CallContext) -> dict:
+    """The body with generationConfig.maxOutputTokens set to the admission's output cap, when the
+    client named none and a token or budget limit applies (quota.admit)."""
+    estimate = _admission_estimate(body, method)
+    if estimate.get("max_tokens") is not None or method not in ("generateContent", STREAM):
+        return body
+    cap = pipeline.output_cap(ctx, estimate["choices"])
+    if cap is None:
+        return body
+    config = body.get("generationConfig") if isinstance(body.get("generationConfig"), dict) else {}
+    return {**body, "generationConfig": {**config, "maxOutputTokens": cap}}
 
 
 def _wants_sse(request: HttpRequest) -> bool:
@@ -107,7 +122,7 @@ def _count_locally(body: dict, ctx: CallContext) -> HttpResponse:
 
 async def _pass_through(request, body: dict, alias: str, method: str, identity, ctx: CallContext) -> HttpResponse:
     def send(client, upstream_model: str):
-        renamed = gn.rewrite_models(body, method, upstream_model)
+        renamed = gn.rewrite_models(_capped(body, method, ctx), method, upstream_model)
         if method == STREAM:
             return client.forward_stream(upstream_model, renamed)
         return client.forward(upstream_model, method, renamed)

@@ -42,6 +42,7 @@ from proxy_app.dialects.ollama.response import (
     build_version,
 )
 from proxy_app.dialects.validate import (
+    EMBED_DIMENSIONS,
     as_bool,
     as_function_name,
     as_int,
@@ -446,7 +447,8 @@ def parse_embed_request(body: object) -> hub.EmbedRequest:
     return hub.EmbedRequest(
         model=_model(body),
         inputs=_embed_inputs(body.get("input")),
-        dimensions=optional(body, "dimensions", as_int, 1, echo=False),  # Ollama's wording: no ", got 0"
+        # Ollama's wording: no ", got 0"
+        dimensions=optional(body, "dimensions", as_int, *EMBED_DIMENSIONS, echo=False),
         normalize=True,
     )
 

@@ -26,6 +26,7 @@ from proxy_app.dialects.openai.response import (
     build_model_list,
 )
 from proxy_app.dialects.validate import (
+    EMBED_DIMENSIONS,
     INT32,
     as_bool,
     as_function_name,
@@ -280,7 +281,7 @@ def parse_embed_request(body: object) -> tuple[hub.EmbedRequest, str]:
     req = hub.EmbedRequest(
         model=_model(body),
         inputs=_embed_inputs(body.get("input")),
-        dimensions=optional(body, "dimensions", as_int, 1),
+        dimensions=optional(body, "dimensions", as_int, *EMBED_DIMENSIONS),
     )
     return req, optional(body, "encoding_format", one_of, ("float", "base64")) or "float"
 

@@ -54,13 +54,19 @@ async def _pass_through(body: dict, req, identity: KeyIdentity, ctx: CallContext
     Streams always ask the upstream for usage (so it is always known) and drop the usage chunk
     again when the client did not ask for it.
     """
+
+    def upstream_body(model: str) -> dict:
+        cap = None if req.max_tokens else pipeline.output_cap(ctx, req.n)  # see quota.admit
+        return {**body, "model": model, **({"max_tokens": cap} if cap is not None else {})}
+
     native = pipeline.Native(
         model=req.model,
-        send=(lambda client, model: client.forward_chat_stream({**body, "model": model}))
+        send=(lambda client, model: client.forward_chat_stream(upstream_body(model)))
         if req.stream
-        else (lambda client, model: client.forward_chat({**body, "model": model})),
+        else (lambda client, model: client.forward_chat(upstream_body(model))),
         prompt_estimate=hub.estimate_prompt_tokens(req.messages),
         max_tokens=req.max_tokens * req.n if req.max_tokens else None,
+        choices=req.n,
         usage_of=outbound.usage_of,
         probe=PASS_PROBE,
     )
