@@ -276,3 +276,47 @@ def test_openai_compatible_upstream(openai_client, fake_openai, mapping, usage_r
         final = stream.get_final_response()
     assert final.status == "completed" and final.output_text
     assert usage_rows()[-1].dialect == "responses"
+
+
+def test_reasoning_summary_plain_and_streamed(openai_client, fake_gemini):
+    fake_gemini.script("thinking", thought="Pondering.", text="Answer.")
+    resp = openai_client.responses.create(
+        model="gemini-2.5-flash", input="think", reasoning={"effort": "medium", "summary": "auto"}
+    )
+    assert [i.type for i in resp.output] == ["reasoning", "message"]
+    assert resp.output[0].summary[0].text == "Pondering." and resp.output_text == "Answer."
+    assert resp.usage.output_tokens_details.reasoning_tokens > 0
+    config = generate_requests(fake_gemini)[-1]["json"]["generationConfig"]
+    assert config["thinkingConfig"]["includeThoughts"] is True
+    fake_gemini.script("thinking", thought="Pondering.", text="Answer.")
+    with openai_client.responses.stream(
+        model="gemini-2.5-flash", input="think", reasoning={"effort": "medium", "summary": "auto"}
+    ) as stream:
+        names = [e.type for e in stream]
+        final = stream.get_final_response()
+    assert "response.reasoning_summary_text.delta" in names
+    assert [i.type for i in final.output] == ["reasoning", "message"] and final.output_text == "Answer."
+
+
+def test_gemini_3_signature_survives_a_stateless_tool_turn(openai_client, fake_gemini, mapping):
+    """Codex sends store: false and resends the whole history; the thought signature of the call
+    comes back from the gateway's own store."""
+    mapping("codex-model", "gemini-3-flash-preview")
+    fake_gemini.script("tool_calls", calls=[("get_weather", {"city": "Bern"})])
+    events = list(
+        openai_client.responses.create(model="codex-model", input="w?", tools=TOOLS, store=False, stream=True)
+    )
+    call = next(e.item for e in events if e.type == "response.output_item.done" and e.item.type == "function_call")
+    second = openai_client.responses.create(
+        model="codex-model",
+        input=[
+            {"role": "user", "content": "w?"},
+            call.model_dump(exclude_none=True),
+            {"type": "function_call_output", "call_id": call.call_id, "output": "cold"},
+        ],
+        tools=TOOLS,
+        store=False,
+    )
+    assert second.status == "completed"
+    part = generate_requests(fake_gemini)[-1]["json"]["contents"][1]["parts"][0]
+    assert part["functionCall"]["name"] == "get_weather" and part.get("thoughtSignature")
