@@ -320,3 +320,22 @@ def test_gemini_3_signature_survives_a_stateless_tool_turn(openai_client, fake_g
     assert second.status == "completed"
     part = generate_requests(fake_gemini)[-1]["json"]["contents"][1]["parts"][0]
     assert part["functionCall"]["name"] == "get_weather" and part.get("thoughtSignature")
+
+
+def test_keepalive_comments_fill_silences(openai_client, fake_gemini, gateway_url, api_key, monkeypatch):
+    from proxy_app.dialects.responses import surface
+
+    monkeypatch.setattr(surface, "KEEPALIVE_SECONDS", 0.05)
+    fake_gemini.script("slow", chunks=["a", "b"], between=0.3)
+    with httpx.stream(
+        "POST",
+        f"{gateway_url}/v1/responses",
+        headers={"Authorization": f"Bearer {api_key}"},
+        json={"model": "gemini-2.5-flash", "input": "x", "stream": True},
+        timeout=20,
+    ) as raw:
+        body = raw.read().decode()
+    assert ": keepalive" in body and "response.completed" in body
+    fake_gemini.script("slow", chunks=["a", "b"], between=0.3)
+    with openai_client.responses.stream(model="gemini-2.5-flash", input="x") as stream:
+        assert stream.get_final_response().output_text == "ab"

@@ -19,6 +19,7 @@ from accounts.authentication import KeyIdentity
 from proxy_app.call import pipeline
 from proxy_app.core import hub
 from proxy_app.core.context import CallContext
+from proxy_app.dialects.anthropic.surface import with_pings
 from proxy_app.dialects.http import json_response, read_json, stream_response
 from proxy_app.dialects.responses import request as rs
 from proxy_app.dialects.responses import store
@@ -27,6 +28,9 @@ from proxy_app.dialects.validate import as_int, fail, one_of
 from proxy_app.ledger import usage
 
 DIALECT = Dialect("responses", bearer, rs.build_error, 'Bearer realm="gateway"')
+# During long silences (thinking), so Codex's idle timeout and proxies keep the stream (§4).
+KEEPALIVE = b": keepalive\n\n"
+KEEPALIVE_SECONDS = 15.0
 
 
 async def _parse(request: HttpRequest, identity: KeyIdentity) -> tuple[rs.ResponsesRequest, list[dict]]:
@@ -46,7 +50,7 @@ async def create(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) 
         events = await pipeline.run_stream(req, identity, ctx)
         encoder = rs.ResponseStreamEncoder(req.model, response_id, created, parsed.echo)
         frames = _store_at_end(stream_frames(events, encoder), encoder, items if parsed.store else None, identity)
-        return stream_response(frames, "text/event-stream")
+        return stream_response(with_pings(frames, KEEPALIVE_SECONDS, KEEPALIVE), "text/event-stream")
     resp = await pipeline.run_chat(req, identity, ctx)
     obj = rs.build_response(resp, req.model, response_id, created, parsed.echo)
     if parsed.store:
