@@ -339,3 +339,11 @@ def test_keepalive_comments_fill_silences(openai_client, fake_gemini, gateway_ur
     fake_gemini.script("slow", chunks=["a", "b"], between=0.3)
     with openai_client.responses.stream(model="gemini-2.5-flash", input="x") as stream:
         assert stream.get_final_response().output_text == "ab"
+
+
+def test_input_tokens_estimate(openai_client, fake_gemini, usage_rows):
+    counted = openai_client.responses.input_tokens.count(model="gemini-2.5-flash", input="hello there", tools=TOOLS)
+    assert counted.input_tokens > 0
+    assert generate_requests(fake_gemini) == []
+    row = usage_rows()[-1]
+    assert (row.endpoint, row.token_source) == ("responses.input_tokens", "estimated")
