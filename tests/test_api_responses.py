@@ -347,3 +347,17 @@ def test_input_tokens_estimate(openai_client, fake_gemini, usage_rows):
     assert generate_requests(fake_gemini) == []
     row = usage_rows()[-1]
     assert (row.endpoint, row.token_source) == ("responses.input_tokens", "estimated")
+
+
+def test_admin_shows_stored_responses_read_only(openai_client, fake_gemini, admin_client):
+    from proxy_app.models import StoredResponse
+
+    resp = openai_client.responses.create(model="gemini-2.5-flash", input="<b>tagged</b> question")
+    row = StoredResponse.objects.get(response_id=resp.id)
+    listing = admin_client.get("/admin/proxy_app/storedresponse/")
+    assert listing.status_code == 200 and resp.id in listing.content.decode()
+    page = admin_client.get(f"/admin/proxy_app/storedresponse/{row.pk}/change/")
+    html = page.content.decode()
+    assert page.status_code == 200 and "&lt;b&gt;tagged&lt;/b&gt; question" in html
+    assert 'name="_save"' not in html
+    assert admin_client.get("/admin/proxy_app/storedresponse/add/").status_code == 403
