@@ -361,3 +361,23 @@ def test_admin_shows_stored_responses_read_only(openai_client, fake_gemini, admi
     assert page.status_code == 200 and "&lt;b&gt;tagged&lt;/b&gt; question" in html
     assert 'name="_save"' not in html
     assert admin_client.get("/admin/proxy_app/storedresponse/add/").status_code == 403
+
+
+def test_retention_hides_and_prunes_old_responses(openai_client, fake_gemini, settings):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from proxy_app.models import StoredResponse
+
+    old = openai_client.responses.create(model="gemini-2.5-flash", input="old")
+    new = openai_client.responses.create(model="gemini-2.5-flash", input="new")
+    StoredResponse.objects.filter(response_id=old.id).update(created_at=timezone.now() - timedelta(days=31))
+    with pytest.raises(openai.NotFoundError):
+        openai_client.responses.retrieve(old.id)
+    settings.RESPONSES_RETENTION_DAYS = 0
+    assert openai_client.responses.retrieve(old.id).id == old.id  # 0: kept forever
+    settings.RESPONSES_RETENTION_DAYS = 30
+    call_command("prune_responses")
+    assert list(StoredResponse.objects.values_list("response_id", flat=True)) == [new.id]

@@ -3,12 +3,17 @@ back for `previous_response_id`, GET, DELETE and input_items, always scoped to t
 
 The only writer of proxy_app.models.StoredResponse; the codecs never touch the database. Items
 get ids when stored (`msg_…` for messages without one, `fc_…`/`fco_…` for calls and outputs), so
-input_items can list them.
+input_items can list them. Rows older than GATEWAY_RESPONSES_RETENTION_DAYS read as unknown and
+are deleted by `prune` (the `prune_responses` command).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
 
 from accounts.authentication import KeyIdentity
 from proxy_app.core.errors import NotFound
@@ -36,7 +41,11 @@ def with_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 async def load(response_id: str, identity: KeyIdentity, param: str | None = None) -> StoredResponse:
     """The user's stored response, else 404 (unknown, deleted, store: false, or someone else's)."""
-    stored = await StoredResponse.objects.filter(response_id=response_id, user_id=identity.user_id).afirst()
+    rows = StoredResponse.objects.filter(response_id=response_id, user_id=identity.user_id)
+    cutoff = retention_cutoff()
+    if cutoff is not None:
+        rows = rows.filter(created_at__gte=cutoff)
+    stored = await rows.afirst()
     if stored is None:
         raise not_found(response_id, param)
     return stored
@@ -63,3 +72,18 @@ async def delete(response_id: str, identity: KeyIdentity) -> None:
     deleted, _ = await StoredResponse.objects.filter(response_id=response_id, user_id=identity.user_id).adelete()
     if not deleted:
         raise not_found(response_id)
+
+
+def retention_cutoff():
+    """The oldest creation time still kept, or None when responses are kept forever."""
+    days = settings.RESPONSES_RETENTION_DAYS
+    return timezone.now() - timedelta(days=days) if days else None
+
+
+def prune(days: int | None = None) -> int:
+    """Delete stored responses older than `days` (default: the setting; 0 keeps all); the count."""
+    days = settings.RESPONSES_RETENTION_DAYS if days is None else days
+    if not days:
+        return 0
+    deleted, _ = StoredResponse.objects.filter(created_at__lt=timezone.now() - timedelta(days=days)).delete()
+    return deleted
