@@ -381,3 +381,36 @@ def test_retention_hides_and_prunes_old_responses(openai_client, fake_gemini, se
     settings.RESPONSES_RETENTION_DAYS = 30
     call_command("prune_responses")
     assert list(StoredResponse.objects.values_list("response_id", flat=True)) == [new.id]
+
+
+def test_codex_style_custom_tool_round_trip(openai_client, fake_gemini):
+    patch_tool = {
+        "type": "custom",
+        "name": "apply_patch",
+        "description": "Apply a patch.",
+        "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"},
+    }
+    fake_gemini.script("tool_calls", calls=[("apply_patch", {"input": "*** Begin Patch\n*** End Patch"})])
+    with openai_client.responses.stream(
+        model="gemini-2.5-flash", input="fix it", tools=[patch_tool], store=False
+    ) as stream:
+        names = [e.type for e in stream]
+        final = stream.get_final_response()
+    assert "response.custom_tool_call_input.done" in names
+    (call,) = final.output
+    assert call.type == "custom_tool_call" and call.input == "*** Begin Patch\n*** End Patch"
+    decl = generate_requests(fake_gemini)[-1]["json"]["tools"][0]["functionDeclarations"][0]
+    assert decl["name"] == "apply_patch" and "start: /.+/" in decl["description"]
+    openai_client.responses.create(
+        model="gemini-2.5-flash",
+        input=[
+            {"role": "user", "content": "fix it"},
+            call.model_dump(exclude_none=True),
+            {"type": "custom_tool_call_output", "call_id": call.call_id, "output": "Done!"},
+        ],
+        tools=[patch_tool],
+        store=False,
+    )
+    contents = generate_requests(fake_gemini)[-1]["json"]["contents"]
+    assert contents[1]["parts"][0]["functionCall"]["args"] == {"input": "*** Begin Patch\n*** End Patch"}
+    assert contents[2]["parts"][0]["functionResponse"]["name"] == "apply_patch"

@@ -83,7 +83,7 @@ REJECTED = [
     ({"input": [{"type": "function_call_output", "call_id": "nope", "output": "x"}]}, "input[0].call_id"),
     ({"input": [{"type": "web_search_call", "id": "ws_1"}]}, "input[0].type"),
     ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
-    ({"tools": [{"type": "custom", "name": "apply_patch"}]}, "tools[0].type"),
+    ({"tools": [{"type": "custom", "name": "p", "format": {"type": "regex"}}]}, "tools[0].format.type"),
     ({"tools": [FN, FN]}, "tools[1].name"),
     ({"tools": [{**FN, "name": "bad name!"}]}, "tools[0].name"),
     ({"tool_choice": "required"}, "tool_choice"),
@@ -283,3 +283,47 @@ def test_stream_encoder_incomplete_and_failed():
 def test_errors_use_the_openai_body():
     body = build_error(errors.InvalidRequest("bad", param="input"))
     assert body == {"error": {"message": "bad", "type": "invalid_request_error", "param": "input", "code": None}}
+
+
+def test_custom_tools_are_functions_with_one_input_string():
+    grammar = {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}
+    parsed = parse(
+        tools=[{"type": "custom", "name": "apply_patch", "description": "Patch files.", "format": grammar}],
+        tool_choice={"type": "custom", "name": "apply_patch"},
+    )
+    (tool,) = parsed.chat.tools
+    assert tool.parameters["required"] == ["input"] and tool.parameters["properties"]["input"]["type"] == "string"
+    assert tool.description.startswith("Patch files.") and "start: /.+/" in tool.description
+    assert parsed.custom_tools == frozenset({"apply_patch"})
+    assert parsed.chat.tool_choice == hub.ToolChoice("required", ["apply_patch"])
+    history = parse_responses_request(
+        {
+            "model": "m",
+            "input": [
+                {"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": "*** Begin Patch"},
+                {"type": "custom_tool_call_output", "call_id": "c1", "output": "Done"},
+            ],
+        }
+    ).chat.messages
+    assert history[0].tool_calls[0].arguments == {"input": "*** Begin Patch"}
+    assert (history[1].role, history[1].name, history[1].text) == ("tool", "apply_patch", "Done")
+
+
+def test_custom_tool_calls_come_back_as_custom_items():
+    call = hub.ToolCall("c1", "apply_patch", {"input": "*** Begin Patch"})
+    choice = hub.Choice(tool_calls=[call], finish_reason="tool_calls")
+    obj = build_response(hub.ChatResponse([choice], USAGE), "m", "r", 1, ECHO, frozenset({"apply_patch"}))
+    item = obj["output"][0]
+    assert (item["type"], item["call_id"], item["name"], item["input"]) == (
+        "custom_tool_call",
+        "c1",
+        "apply_patch",
+        "*** Begin Patch",
+    )
+    enc = ResponseStreamEncoder("m", "r", 1, ECHO, frozenset({"apply_patch"}))
+    evs = events(enc.encode(hub.StreamEvent([hub.ChoiceDelta(tool_calls=[call])])) + enc.finish(USAGE))
+    names = [e["type"] for e in evs]
+    assert "response.custom_tool_call_input.delta" in names
+    done = next(e for e in evs if e["type"] == "response.custom_tool_call_input.done")
+    assert done["input"] == "*** Begin Patch"
+    assert evs[-1]["response"]["output"][0]["type"] == "custom_tool_call"

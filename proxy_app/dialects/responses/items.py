@@ -6,6 +6,8 @@ Pure functions, no Django and no I/O, used by request.py (docs/reference/respons
 - consecutive `function_call` items become one assistant message with tool calls (merged into a
   directly preceding assistant text message), `arguments` a JSON string;
 - `function_call_output` items become hub "tool" messages, named after their call;
+- `custom_tool_call` / `custom_tool_call_output` items (freeform tools) are function calls with
+  arguments `{"input": <text>}` and their outputs;
 - `reasoning` items are dropped (thought signatures are kept server-side by the pipeline).
 Every malformed value raises errors.InvalidRequest with `param` set to its path.
 """
@@ -38,7 +40,9 @@ def parse_input(value: Any, param: str = "input") -> list[hub.Message]:
             _message(item, p, out)
         elif kind == "function_call":
             _function_call(item, p, out)
-        elif kind == "function_call_output":
+        elif kind == "custom_tool_call":
+            _function_call(item, p, out, custom=True)
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             out.append(_function_output(item, p, out))
         elif kind == "reasoning":
             continue
@@ -113,16 +117,19 @@ def _file(part: dict[str, Any], param: str) -> hub.Part:
     fail(f"{param}.file_data", f"'{param}.file_data' must be a base64 data URL")
 
 
-def _function_call(item: dict[str, Any], param: str, out: list[hub.Message]) -> None:
+def _function_call(item: dict[str, Any], param: str, out: list[hub.Message], custom: bool = False) -> None:
     call_id = as_string(item.get("call_id"), f"{param}.call_id", nonempty=True)
     name = as_string(item.get("name"), f"{param}.name", nonempty=True)
-    raw = as_string(item.get("arguments", "{}"), f"{param}.arguments") or "{}"
-    try:
-        arguments = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        fail(f"{param}.arguments", f"'{param}.arguments' is not valid JSON")
-    if not isinstance(arguments, dict):
-        fail(f"{param}.arguments", f"'{param}.arguments' must encode a JSON object")
+    if custom:
+        arguments: Any = {"input": as_string(item.get("input", ""), f"{param}.input")}
+    else:
+        raw = as_string(item.get("arguments", "{}"), f"{param}.arguments") or "{}"
+        try:
+            arguments = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            fail(f"{param}.arguments", f"'{param}.arguments' is not valid JSON")
+        if not isinstance(arguments, dict):
+            fail(f"{param}.arguments", f"'{param}.arguments' must encode a JSON object")
     call = hub.ToolCall(id=call_id, name=name, arguments=arguments)
     last = out[-1] if out else None
     if last is not None and last.role == "assistant":

@@ -2,17 +2,22 @@
 
 Pure functions, no Django and no I/O: the view parses the body, loads the stored history of
 `previous_response_id` (store.py) and hands both here. Field policy follows
-docs/reference/responses.md §2 and §7.1: `instructions` become the first system message (never
-inherited from the previous response), flat function tools map to hub tools (`strict` dropped),
-built-in and custom tools are refused with 400 naming the tool, `reasoning.effort` becomes the hub
-reasoning effort (as the chat dialect's `reasoning_effort`), a `reasoning.summary` asks for the
-thoughts, `text.format` json_schema / json_object becomes the hub response format; bookkeeping
-fields (metadata, include, truncation, prompt_cache_key, service_tier, user, ...) are ignored.
+docs/reference/responses.md §2 and §7.1:
+- `instructions` become the first system message (never inherited from the previous response);
+- flat function tools map to hub tools (`strict` dropped); `custom` (freeform, e.g. Codex's
+  apply_patch) tools become functions with one string parameter `input` (a grammar goes into the
+  description); built-in tools are refused with 400 naming the tool;
+- `reasoning.effort` becomes the hub reasoning effort (as the chat dialect's `reasoning_effort`),
+  a `reasoning.summary` asks for the thoughts;
+- `text.format` json_schema / json_object becomes the hub response format;
+- bookkeeping fields (metadata, include, truncation, prompt_cache_key, service_tier, user, ...)
+  are ignored.
 Input items are read by items.py; the outbound half is response.py, re-exported here.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +55,12 @@ __all__ = [  # the dialect's whole public surface, inbound and outbound
 ]
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+# The parameters of a `custom` tool as a function (copied per tool: upstream codecs may edit schemas).
+CUSTOM_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {"input": {"type": "string", "description": "The tool's whole input, as free text."}},
+    "required": ["input"],
+}
 REFUSED_FIELDS = {
     "conversation": "the Conversations API is not supported; use previous_response_id",
     "prompt": "stored prompts are not supported",
@@ -63,6 +74,7 @@ class ResponsesRequest:
     store: bool = True
     previous_response_id: str | None = None
     echo: dict[str, Any] = field(default_factory=dict)  # request fields the response object repeats
+    custom_tools: frozenset[str] = frozenset()  # names of `custom` tools: their calls are custom_tool_call items
 
 
 def previous_id(body: object) -> str | None:
@@ -108,6 +120,7 @@ def parse_responses_request(body: object, history: list[dict[str, Any]] | None =
     req.temperature = optional(body, "temperature", as_number, 0, 2)
     req.top_p = optional(body, "top_p", as_number, 0, 1)
     req.tools = optional(body, "tools", _tools) or []
+    custom = frozenset(t["name"] for t in body.get("tools") or [] if t.get("type") == "custom")  # valid now
     if body.get("tool_choice") is not None:
         req.tool_choice = _tool_choice(body["tool_choice"], req.tools)
     _apply_reasoning(body, req)
@@ -135,6 +148,7 @@ def parse_responses_request(body: object, history: list[dict[str, Any]] | None =
         store=store is not False,
         previous_response_id=body.get("previous_response_id"),
         echo=echo,
+        custom_tools=custom,
     )
 
 
@@ -144,18 +158,34 @@ def _tools(value: Any, param: str) -> list[hub.Tool]:
         p = f"{param}[{i}]"
         raw = as_object(raw, p)
         kind = raw.get("type")
-        if kind != "function":
+        if kind not in ("function", "custom"):
             name = raw.get("name") or kind
-            fail(f"{p}.type", f"tool {name!r} of type {kind!r} is not supported; only function tools work here")
+            message = f"tool {name!r} of type {kind!r} is not supported; only function and custom tools work here"
+            fail(f"{p}.type", message)
         tool = hub.Tool(
             name=as_function_name(raw.get("name"), f"{p}.name"),
             description=optional(raw, "description", as_string, at=p) or "",
-            parameters=optional(raw, "parameters", as_object, at=p),
+            parameters=optional(raw, "parameters", as_object, at=p)
+            if kind == "function"
+            else copy.deepcopy(CUSTOM_PARAMETERS),
         )
+        if kind == "custom":
+            tool.description = _custom_description(tool.description, optional(raw, "format", as_object, at=p), p)
         if any(t.name == tool.name for t in tools):
             fail(f"{p}.name", f"duplicate function name {tool.name!r}")
         tools.append(tool)
     return tools
+
+
+def _custom_description(description: str, fmt: dict[str, Any] | None, param: str) -> str:
+    """A custom tool's grammar, if any, told to the model in the description (no upstream takes it)."""
+    if not fmt or fmt.get("type") in (None, "text"):
+        return description
+    one_of(fmt.get("type"), f"{param}.format.type", ("text", "grammar"))
+    syntax = optional(fmt, "syntax", as_string, at=f"{param}.format") or "lark"
+    definition = as_string(fmt.get("definition"), f"{param}.format.definition")
+    rule = f"The input must follow this {syntax} grammar:\n{definition}"
+    return f"{description}\n\n{rule}" if description else rule
 
 
 def _tool_choice(value: Any, tools: list[hub.Tool]) -> hub.ToolChoice | None:
@@ -163,15 +193,15 @@ def _tool_choice(value: Any, tools: list[hub.Tool]) -> hub.ToolChoice | None:
         choice = hub.ToolChoice(one_of(value, "tool_choice", ("auto", "none", "required")))
     else:
         value = as_object(value, "tool_choice")
-        kind = one_of(value.get("type"), "tool_choice.type", ("function", "allowed_tools"))
-        if kind == "function":
+        kind = one_of(value.get("type"), "tool_choice.type", ("function", "custom", "allowed_tools"))
+        if kind in ("function", "custom"):
             choice = hub.ToolChoice("required", [as_string(value.get("name"), "tool_choice.name", nonempty=True)])
         else:
             mode = one_of(value.get("mode"), "tool_choice.mode", ("auto", "required"))
             names = []
             for k, entry in enumerate(as_list(value.get("tools"), "tool_choice.tools")):
                 p = f"tool_choice.tools[{k}]"
-                one_of(as_object(entry, p).get("type"), f"{p}.type", ("function",))
+                one_of(as_object(entry, p).get("type"), f"{p}.type", ("function", "custom"))
                 names.append(as_string(entry.get("name"), f"{p}.name", nonempty=True))
             if not names:
                 fail("tool_choice.tools", "'tool_choice.tools' must not be empty")

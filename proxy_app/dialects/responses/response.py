@@ -3,7 +3,8 @@
 Follows docs/reference/responses.md §3, §4 and §7.2/§7.3:
 - `output` in order: one `reasoning` item (the hub's reasoning text as a summary), one `message`
   item with one `output_text` part, then one `function_call` item per call (`arguments` a compact
-  JSON string, `call_id` the hub call id);
+  JSON string, `call_id` the hub call id); a call of a `custom` tool is a `custom_tool_call`
+  item whose `input` is the call's `input` argument (streamed as custom_tool_call_input events);
 - `status` incomplete with `incomplete_details.reason` max_output_tokens / content_filter for
   the hub's length / content_filter finishes, else completed;
 - usage: `input_tokens` includes cached tokens, `output_tokens` includes reasoning tokens;
@@ -59,7 +60,8 @@ def base_object(response_id: str, model: str, created_at: int, echo: dict[str, A
 
 
 def _finished(obj: dict[str, Any], output: list[dict], reason: hub.FinishReason, usage: hub.Usage) -> dict[str, Any]:
-    incomplete = INCOMPLETE.get(reason) if not any(i["type"] == "function_call" for i in output) else None
+    calls = any(i["type"] in ("function_call", "custom_tool_call") for i in output)
+    incomplete = INCOMPLETE.get(reason) if not calls else None
     return {
         **obj,
         "status": "incomplete" if incomplete else "completed",
@@ -79,7 +81,20 @@ def message_item(text: str, item_id: str | None = None, status: str = "completed
     return {"type": "message", "id": item_id or new_id("msg"), "role": "assistant", "status": status, "content": [part]}
 
 
-def call_item(call: hub.ToolCall, item_id: str | None = None, status: str = "completed") -> dict[str, Any]:
+def call_item(
+    call: hub.ToolCall, item_id: str | None = None, status: str = "completed", custom: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    if call.name in custom:
+        value = (call.arguments or {}).get("input", "")
+        text = value if isinstance(value, str) else orjson.dumps(value).decode()
+        return {
+            "type": "custom_tool_call",
+            "id": item_id or new_id("ctc"),
+            "call_id": call.id,
+            "name": call.name,
+            "input": text,
+            "status": status,
+        }
     return {
         "type": "function_call",
         "id": item_id or new_id("fc"),
@@ -91,7 +106,12 @@ def call_item(call: hub.ToolCall, item_id: str | None = None, status: str = "com
 
 
 def build_response(
-    resp: hub.ChatResponse, model: str, response_id: str, created_at: int, echo: dict[str, Any]
+    resp: hub.ChatResponse,
+    model: str,
+    response_id: str,
+    created_at: int,
+    echo: dict[str, Any],
+    custom: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """hub.ChatResponse -> a finished Response object."""
     choice = resp.choices[0] if resp.choices else hub.Choice(finish_reason="content_filter")
@@ -100,7 +120,7 @@ def build_response(
         output.append(reasoning_item(choice.reasoning))
     if choice.text:
         output.append(message_item(choice.text))
-    output.extend(call_item(c) for c in choice.tool_calls)
+    output.extend(call_item(c, custom=custom) for c in choice.tool_calls)
     return _finished(base_object(response_id, model, created_at, echo), output, choice.finish_reason, resp.usage)
 
 
@@ -115,7 +135,10 @@ class ResponseStreamEncoder:
     `sequence_number` counting from 0, exactly one terminal event. After `finish()` (or
     `error()`), `response` holds the final Response object."""
 
-    def __init__(self, model: str, response_id: str, created_at: int, echo: dict[str, Any]) -> None:
+    def __init__(
+        self, model: str, response_id: str, created_at: int, echo: dict[str, Any], custom: frozenset[str] = frozenset()
+    ) -> None:
+        self._custom = custom
         self._obj = base_object(response_id, model, created_at, echo)
         self._seq = 0
         self._started = False
@@ -201,14 +224,21 @@ class ResponseStreamEncoder:
 
     def _call(self, call: hub.ToolCall) -> list[bytes]:
         frames = self._close()
-        item = call_item(call)
+        item = call_item(call, custom=self._custom)
         index = len(self._output)
-        added = {**item, "arguments": "", "status": "in_progress"}
+        field, events = (
+            ("input", "custom_tool_call_input")
+            if item["type"] == "custom_tool_call"
+            else ("arguments", "function_call_arguments")
+        )
+        added = {**item, field: "", "status": "in_progress"}
         frames.append(self._event("response.output_item.added", {"output_index": index, "item": added}))
         where = {"item_id": item["id"], "output_index": index}
-        frames.append(self._event("response.function_call_arguments.delta", {**where, "delta": item["arguments"]}))
-        done = {**where, "name": item["name"], "arguments": item["arguments"]}
-        frames.append(self._event("response.function_call_arguments.done", done))
+        frames.append(self._event(f"response.{events}.delta", {**where, "delta": item[field]}))
+        done = (
+            {**where, field: item[field]} if field == "input" else {**where, "name": item["name"], field: item[field]}
+        )
+        frames.append(self._event(f"response.{events}.done", done))
         frames.append(self._event("response.output_item.done", {"output_index": index, "item": item}))
         self._output.append(item)
         return frames

@@ -20,7 +20,14 @@ from proxy_app.core.errors import NotFound
 from proxy_app.dialects.responses.response import new_id
 from proxy_app.models import StoredResponse
 
-ID_PREFIXES = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "reasoning": "rs"}
+ID_PREFIXES = {
+    "message": "msg",
+    "function_call": "fc",
+    "function_call_output": "fco",
+    "custom_tool_call": "ctc",
+    "custom_tool_call_output": "ctco",
+    "reasoning": "rs",
+}
 
 
 def not_found(response_id: str, param: str | None = None) -> NotFound:
