@@ -414,3 +414,17 @@ def test_codex_style_custom_tool_round_trip(openai_client, fake_gemini):
     contents = generate_requests(fake_gemini)[-1]["json"]["contents"]
     assert contents[1]["parts"][0]["functionCall"]["args"] == {"input": "*** Begin Patch\n*** End Patch"}
     assert contents[2]["parts"][0]["functionResponse"]["name"] == "apply_patch"
+
+
+def test_sdk_parse_with_a_pydantic_format(openai_client, fake_gemini):
+    import pydantic
+
+    class City(pydantic.BaseModel):
+        name: str
+        population: int
+
+    fake_gemini.script("text", text='{"name": "Oslo", "population": 700000}')
+    parsed = openai_client.responses.parse(model="gemini-2.5-flash", input="a city", text_format=City)
+    assert parsed.output_parsed == City(name="Oslo", population=700000)
+    config = generate_requests(fake_gemini)[-1]["json"]["generationConfig"]
+    assert config["responseMimeType"] == "application/json" and "responseJsonSchema" in config

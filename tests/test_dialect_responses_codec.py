@@ -327,3 +327,9 @@ def test_custom_tool_calls_come_back_as_custom_items():
     done = next(e for e in evs if e["type"] == "response.custom_tool_call_input.done")
     assert done["input"] == "*** Begin Patch"
     assert evs[-1]["response"]["output"][0]["type"] == "custom_tool_call"
+
+
+def test_failed_rate_limit_says_when_to_retry():
+    enc = ResponseStreamEncoder("m", "r", 1, ECHO)
+    evs = events([enc.error(errors.RateLimited("Quota exceeded.", retry_after=12))])
+    assert evs[-1]["response"]["error"]["message"] == "Quota exceeded. Please try again in 12s."

@@ -125,8 +125,12 @@ def build_response(
 
 
 def failed_response(obj: dict[str, Any], output: list[dict], err: errors.GatewayError) -> dict[str, Any]:
+    """A failed response; a rate limit says "try again in Ns", which Codex waits for (§9)."""
     code = "rate_limit_exceeded" if err.status == 429 else "server_error"
-    return {**obj, "status": "failed", "output": output, "error": {"code": code, "message": err.message}}
+    message = err.message
+    if err.status == 429 and err.retry_after is not None and "try again in" not in message.lower():
+        message = f"{message} Please try again in {err.retry_after}s."
+    return {**obj, "status": "failed", "output": output, "error": {"code": code, "message": message}}
 
 
 class ResponseStreamEncoder:
