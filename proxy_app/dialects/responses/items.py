@@ -24,7 +24,6 @@ from proxy_app.core import hub
 from proxy_app.dialects.validate import as_list, as_object, as_string, fail, one_of
 
 ROLES = ("user", "assistant", "system", "developer")
-IGNORED_ITEMS = ("reasoning", "item_reference_dropped")
 
 
 def parse_input(value: Any, param: str = "input") -> list[hub.Message]:
