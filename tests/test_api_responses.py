@@ -428,3 +428,25 @@ def test_sdk_parse_with_a_pydantic_format(openai_client, fake_gemini):
     assert parsed.output_parsed == City(name="Oslo", population=700000)
     config = generate_requests(fake_gemini)[-1]["json"]["generationConfig"]
     assert config["responseMimeType"] == "application/json" and "responseJsonSchema" in config
+
+
+def test_openai_compatible_upstream_tool_round_trip_streamed(openai_client, fake_openai, mapping):
+    mapping("gpt-compat", "gpt-4o-mini", upstream="compat")
+    fake_openai.script("tool_calls", calls=[("get_weather", {"city": "Lima"}, "call_up_1")], fragments=3)
+    with openai_client.responses.stream(model="gpt-compat", input="weather?", tools=TOOLS) as stream:
+        final = stream.get_final_response()
+    (call,) = final.output
+    assert call.type == "function_call" and call.call_id == "call_up_1"
+    assert json.loads(call.arguments) == {"city": "Lima"}
+    sent = [r for r in fake_openai.requests if r["path"].endswith("/chat/completions")][-1]["json"]
+    assert sent["tools"][0]["function"]["name"] == "get_weather" and sent["stream"] is True
+    openai_client.responses.create(
+        model="gpt-compat",
+        previous_response_id=final.id,
+        input=[{"type": "function_call_output", "call_id": "call_up_1", "output": "warm"}],
+        tools=TOOLS,
+    )
+    messages = [r for r in fake_openai.requests if r["path"].endswith("/chat/completions")][-1]["json"]["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool"]
+    assert messages[1]["tool_calls"][0]["id"] == "call_up_1"
+    assert messages[2] == {"role": "tool", "tool_call_id": "call_up_1", "content": "warm"}
