@@ -450,3 +450,28 @@ def test_openai_compatible_upstream_tool_round_trip_streamed(openai_client, fake
     assert [m["role"] for m in messages] == ["user", "assistant", "tool"]
     assert messages[1]["tool_calls"][0]["id"] == "call_up_1"
     assert messages[2] == {"role": "tool", "tool_call_id": "call_up_1", "content": "warm"}
+
+
+def test_input_items_pages_and_orders(openai_client, fake_gemini, gateway_url, api_key):
+    resp = openai_client.responses.create(
+        model="gemini-2.5-flash",
+        input=[
+            {"role": "user", "content": "one"},
+            {"role": "user", "content": "two"},
+            {"role": "user", "content": "3"},
+        ],
+    )
+    auth = {"Authorization": f"Bearer {api_key}"}
+    url = f"{gateway_url}/v1/responses/{resp.id}/input_items"
+    newest = httpx.get(url, headers=auth, params={"limit": 2}).json()
+    assert newest["object"] == "list" and newest["has_more"] is True
+    assert [i["content"] for i in newest["data"]] == ["3", "two"]
+    rest = httpx.get(url, headers=auth, params={"limit": 2, "after": newest["last_id"]}).json()
+    assert [i["content"] for i in rest["data"]] == ["one"] and rest["has_more"] is False
+    oldest = openai_client.responses.input_items.list(resp.id, order="asc", limit=1)
+    assert oldest.data[0].id == rest["data"][0]["id"] and oldest.data[0].type == "message"
+    for params, param in (({"limit": "x"}, "limit"), ({"limit": 0}, "limit"), ({"order": "up"}, "order")):
+        bad = httpx.get(url, headers=auth, params=params)
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == param
+    missing = httpx.get(f"{gateway_url}/v1/responses/resp_nope/input_items", headers=auth)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
