@@ -333,3 +333,24 @@ def test_failed_rate_limit_says_when_to_retry():
     enc = ResponseStreamEncoder("m", "r", 1, ECHO)
     evs = events([enc.error(errors.RateLimited("Quota exceeded.", retry_after=12))])
     assert evs[-1]["response"]["error"]["message"] == "Quota exceeded. Please try again in 12s."
+
+
+def test_images_in_call_outputs_follow_the_run_of_outputs():
+    png = b64(PNG)
+    image = {"type": "input_image", "image_url": f"data:image/png;base64,{png}"}
+    two_calls = [CALL, {**CALL, "call_id": "call_2"}]
+    outputs = [
+        {
+            "type": "function_call_output",
+            "call_id": "call_1",
+            "output": [{"type": "input_text", "text": "shot"}, image],
+        },
+        {"type": "function_call_output", "call_id": "call_2", "output": "ok"},
+    ]
+    messages = parse_responses_request(
+        {"model": "m", "input": [*two_calls, *outputs, {"role": "user", "content": "next"}]}
+    ).chat.messages
+    assert [m.role for m in messages] == ["assistant", "tool", "tool", "user", "user"]
+    assert messages[1].text == "shot" and messages[3].parts[0].data == png and messages[4].text == "next"
+    bad = {"type": "function_call_output", "call_id": "call_1", "output": [{"type": "input_audio"}]}
+    assert rejected(parse_responses_request, {"model": "m", "input": [CALL, bad]}).param == "input[1].output[0].type"

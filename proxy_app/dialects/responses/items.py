@@ -5,7 +5,8 @@ Pure functions, no Django and no I/O, used by request.py (docs/reference/respons
   `input_image`, `output_text`, `refusal` parts); system and developer become system messages;
 - consecutive `function_call` items become one assistant message with tool calls (merged into a
   directly preceding assistant text message), `arguments` a JSON string;
-- `function_call_output` items become hub "tool" messages, named after their call;
+- `function_call_output` items become hub "tool" messages, named after their call (images and
+  files in a list output follow the run of outputs as one user message);
 - `custom_tool_call` / `custom_tool_call_output` items (freeform tools) are function calls with
   arguments `{"input": <text>}` and their outputs;
 - `reasoning` items are dropped (thought signatures are kept server-side by the pipeline).
@@ -31,10 +32,14 @@ def parse_input(value: Any, param: str = "input") -> list[hub.Message]:
     if isinstance(value, str):
         return [hub.Message("user", [hub.Part("text", text=value)])]
     out: list[hub.Message] = []
+    media: list[hub.Part] = []  # images / files of a run of call outputs, sent after the run
     for i, raw in enumerate(as_list(value, param)):
         p = f"{param}[{i}]"
         item = as_object(raw, p)
         kind = item.get("type", "message")
+        if kind not in ("function_call_output", "custom_tool_call_output") and media:
+            out.append(hub.Message("user", media))
+            media = []
         if kind == "message":
             _message(item, p, out)
         elif kind == "function_call":
@@ -42,11 +47,13 @@ def parse_input(value: Any, param: str = "input") -> list[hub.Message]:
         elif kind == "custom_tool_call":
             _function_call(item, p, out, custom=True)
         elif kind in ("function_call_output", "custom_tool_call_output"):
-            out.append(_function_output(item, p, out))
+            out.append(_function_output(item, p, out, media))
         elif kind == "reasoning":
             continue
         else:
             fail(f"{p}.type", f"unsupported input item type {kind!r}")
+    if media:
+        out.append(hub.Message("user", media))
     return out
 
 
@@ -137,7 +144,10 @@ def _function_call(item: dict[str, Any], param: str, out: list[hub.Message], cus
         out.append(hub.Message("assistant", [], tool_calls=[call]))
 
 
-def _function_output(item: dict[str, Any], param: str, history: list[hub.Message]) -> hub.Message:
+def _function_output(
+    item: dict[str, Any], param: str, history: list[hub.Message], media: list[hub.Part]
+) -> hub.Message:
+    """A "tool" message with the output's text; its images and files go to `media`."""
     call_id = as_string(item.get("call_id"), f"{param}.call_id", nonempty=True)
     call = next((c for m in reversed(history) for c in m.tool_calls if c.id == call_id), None)
     if call is None:
@@ -149,6 +159,12 @@ def _function_output(item: dict[str, Any], param: str, history: list[hub.Message
             part = as_object(raw, f"{param}.output[{j}]")
             if part.get("type") in ("input_text", "output_text", "text"):
                 texts.append(as_string(part.get("text"), f"{param}.output[{j}].text"))
+            elif part.get("type") == "input_image":
+                media.append(_image(part, f"{param}.output[{j}]"))
+            elif part.get("type") == "input_file":
+                media.append(_file(part, f"{param}.output[{j}]"))
+            else:
+                fail(f"{param}.output[{j}].type", f"unsupported output part type {part.get('type')!r}")
         text = "\n".join(texts)
     else:
         text = as_string(output, f"{param}.output")
