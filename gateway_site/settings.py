@@ -335,3 +335,6 @@ LOGIN_REDIRECT_URL = "/account/"
 # `rollup_usage` deletes raw usage rows older than this many days once rolled up (0: keep
 # forever); the admin's *Usage retention* value wins when set.
 USAGE_RETENTION_DAYS = env_int("GATEWAY_USAGE_RETENTION_DAYS", 90, minimum=0)
+# Stored /v1/responses answers (for previous_response_id) older than this many days read as unknown,
+# and `prune_responses` deletes them (0: keep forever). OpenAI keeps them 30 days.
+RESPONSES_RETENTION_DAYS = env_int("GATEWAY_RESPONSES_RETENTION_DAYS", 30, minimum=0)

@@ -240,6 +240,30 @@ class ChatSession(models.Model):
         return self.public_id
 
 
+class StoredResponse(models.Model):
+    """A finished /v1/responses answer kept for `previous_response_id`, GET and DELETE (responses.md §6).
+
+    Written only by proxy_app/dialects/responses/store.py. `response` is the Response object as sent;
+    `input_items` the expanded input the upstream saw (the previous response's items, then this
+    request's input), each with an `id`. Owner-scoped: another user's id reads as unknown.
+    """
+
+    response_id = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="stored_responses")
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    model = models.CharField(max_length=200)
+    response = models.JSONField(default=dict)
+    input_items = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "stored response"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.response_id
+
+
 class LogSettings(models.Model):
     """The gateway-wide logging switches, edited in the admin (one row)."""
 

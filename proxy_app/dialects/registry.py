@@ -25,9 +25,10 @@ from proxy_app.dialects.anthropic import surface as anthropic
 from proxy_app.dialects.gemini import surface as gemini
 from proxy_app.dialects.ollama import surface as ollama
 from proxy_app.dialects.openai import surface as openai
+from proxy_app.dialects.responses import surface as responses
 from proxy_app.dialects.sessions import surface as sessions
 
-SURFACES = [sessions, gemini, openai, ollama, anthropic]
+SURFACES = [sessions, gemini, openai, ollama, anthropic, responses]
 
 PROXY_PREFIXES: tuple[str, ...] = tuple(dict.fromkeys(p for s in SURFACES for p in s.PREFIXES)) + ("/health",)
 

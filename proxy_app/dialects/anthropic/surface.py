@@ -43,9 +43,12 @@ PING_SECONDS = 15.0
 PING = an.event("ping", {})
 
 
-async def with_pings(frames: AsyncIterator[bytes], every: float = PING_SECONDS) -> AsyncIterator[bytes]:
+async def with_pings(
+    frames: AsyncIterator[bytes], every: float = PING_SECONDS, ping: bytes = PING
+) -> AsyncIterator[bytes]:
     """The frames, plus an `event: ping` whenever none came for `every` seconds (anthropic.md §6.5),
     so proxies and clients with idle timeouts keep a long-thinking stream open. The SDK skips pings.
+    Other dialects pass their own `ping` frame (the Responses dialect an SSE comment).
 
     The next frame is awaited in a task of its own (a timeout must not cancel the stream); when the
     client leaves, that task is cancelled and awaited, so the pipeline records the disconnect."""
@@ -57,7 +60,7 @@ async def with_pings(frames: AsyncIterator[bytes], every: float = PING_SECONDS) 
                 pending = asyncio.ensure_future(anext(iterator))
             done, _ = await asyncio.wait({pending}, timeout=every)
             if not done:
-                yield PING
+                yield ping
                 continue
             finished, pending = pending, None
             try:
