@@ -9,6 +9,7 @@ second (libraries.md finding 2). The only adrf view is the health check, off the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -133,6 +134,37 @@ async def stream_frames(events: AsyncIterator, encoder) -> AsyncIterator[bytes]:
         raise
     for frame in encoder.finish(final):
         yield frame
+
+
+async def keep_alive(frames: AsyncIterator[bytes], ping: bytes, every: float) -> AsyncIterator[bytes]:
+    """The frames, plus the dialect's `ping` frame whenever none came for `every` seconds, so proxies
+    and clients with idle timeouts keep a long-thinking stream open (Anthropic: `event: ping`;
+    Responses: an SSE comment).
+
+    The next frame is awaited in a task of its own (a timeout must not cancel the stream); when the
+    client leaves, that task is cancelled and awaited, so the pipeline records the disconnect."""
+    iterator = aiter(frames)
+    pending: asyncio.Future | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(iterator))
+            done, _ = await asyncio.wait({pending}, timeout=every)
+            if not done:
+                yield ping
+                continue
+            finished, pending = pending, None
+            try:
+                frame = finished.result()
+            except StopAsyncIteration:
+                return
+            yield frame
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                await pending
+        await iterator.aclose()
 
 
 class Health(APIView):

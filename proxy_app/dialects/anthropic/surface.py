@@ -9,8 +9,6 @@ Every model, on any upstream kind, is translated through the hub.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from urllib.parse import unquote
 
@@ -23,7 +21,7 @@ from proxy_app.core import hub
 from proxy_app.core.context import CallContext
 from proxy_app.dialects.anthropic import request as an
 from proxy_app.dialects.http import json_response, read_json, stream_response
-from proxy_app.dialects.surface import Dialect, bearer, endpoint, stream_frames, unknown_route
+from proxy_app.dialects.surface import Dialect, bearer, endpoint, keep_alive, stream_frames, unknown_route
 from proxy_app.ledger import usage
 
 
@@ -43,37 +41,10 @@ PING_SECONDS = 15.0
 PING = an.event("ping", {})
 
 
-async def with_pings(
-    frames: AsyncIterator[bytes], every: float = PING_SECONDS, ping: bytes = PING
-) -> AsyncIterator[bytes]:
+def with_pings(frames: AsyncIterator[bytes], every: float = PING_SECONDS) -> AsyncIterator[bytes]:
     """The frames, plus an `event: ping` whenever none came for `every` seconds (anthropic.md §6.5),
-    so proxies and clients with idle timeouts keep a long-thinking stream open. The SDK skips pings.
-    Other dialects pass their own `ping` frame (the Responses dialect an SSE comment).
-
-    The next frame is awaited in a task of its own (a timeout must not cancel the stream); when the
-    client leaves, that task is cancelled and awaited, so the pipeline records the disconnect."""
-    iterator = aiter(frames)
-    pending: asyncio.Future | None = None
-    try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(iterator))
-            done, _ = await asyncio.wait({pending}, timeout=every)
-            if not done:
-                yield ping
-                continue
-            finished, pending = pending, None
-            try:
-                frame = finished.result()
-            except StopAsyncIteration:
-                return
-            yield frame
-    finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
-                await pending
-        await iterator.aclose()
+    so proxies and clients with idle timeouts keep a long-thinking stream open. The SDK skips pings."""
+    return keep_alive(frames, PING, every)
 
 
 async def messages(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) -> HttpResponse:

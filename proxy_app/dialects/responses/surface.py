@@ -19,11 +19,10 @@ from accounts.authentication import KeyIdentity
 from proxy_app.call import pipeline
 from proxy_app.core import hub
 from proxy_app.core.context import CallContext
-from proxy_app.dialects.anthropic.surface import with_pings
 from proxy_app.dialects.http import json_response, read_json, stream_response
 from proxy_app.dialects.responses import request as rs
 from proxy_app.dialects.responses import store
-from proxy_app.dialects.surface import Dialect, bearer, endpoint, stream_frames, unknown_route
+from proxy_app.dialects.surface import Dialect, bearer, endpoint, keep_alive, stream_frames, unknown_route
 from proxy_app.dialects.validate import as_int, fail, one_of
 from proxy_app.ledger import usage
 
@@ -50,7 +49,7 @@ async def create(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) 
         events = await pipeline.run_stream(req, identity, ctx)
         encoder = rs.ResponseStreamEncoder(req.model, response_id, created, parsed.echo, parsed.custom_tools)
         frames = _store_at_end(stream_frames(events, encoder), encoder, items if parsed.store else None, identity)
-        return stream_response(with_pings(frames, KEEPALIVE_SECONDS, KEEPALIVE), "text/event-stream")
+        return stream_response(keep_alive(frames, KEEPALIVE, KEEPALIVE_SECONDS), "text/event-stream")
     resp = await pipeline.run_chat(req, identity, ctx)
     obj = rs.build_response(resp, req.model, response_id, created, parsed.echo, parsed.custom_tools)
     if parsed.store:
