@@ -43,8 +43,9 @@ async def django_http(scope, receive, send):
 async def lifespan(scope, receive, send):
     """ASGI lifespan (uvicorn, granian; daphne has none): at shutdown, after the server has let
     open requests finish (and cancelled those past its grace period), let the cancelled ones
-    record their usage rows, then write every queued row before the process exits."""
+    record their usage rows and give back their reservations, then write every queued row before the process exits."""
     from proxy_app.core.writer import writer
+    from proxy_app.ledger import counters
 
     while True:
         message = await receive()
@@ -52,6 +53,7 @@ async def lifespan(scope, receive, send):
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await proxy_edge.drain(timeout=3)  # their cleanup runs at once; a stuck one must not hold the exit
+            await counters.settled(timeout=2)  # give-backs of cancelled reservations reach Redis
             await asyncio.to_thread(writer.flush)
             await send({"type": "lifespan.shutdown.complete"})
             return

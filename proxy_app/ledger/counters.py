@@ -384,6 +384,18 @@ def _background(coro) -> asyncio.Task:
     return task
 
 
+async def settled(timeout: float = 5.0) -> None:
+    """Wait until every counter call still running in the background (shielded reservations,
+    give-backs of cancelled ones) has finished: at shutdown, and for tests that check the store."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while _tasks:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return
+        await asyncio.wait(set(_tasks), timeout=left)
+        await asyncio.sleep(0)  # done-callbacks run now and may start a give-back
+
+
 def _forget(task: asyncio.Task) -> None:
     _tasks.discard(task)
     if not task.cancelled():
