@@ -25,6 +25,12 @@ from proxy_app.core import hub
 from proxy_app.dialects.validate import as_list, as_object, as_string, fail, one_of
 
 ROLES = ("user", "assistant", "system", "developer")
+NAMESPACE_JOIN = "__"  # a `namespace` tool's function `f` in namespace `ns` is the upstream function ns__f
+
+
+def namespaced(namespace: str, name: str) -> str:
+    """The upstream function name of `name` inside `namespace` (request.py declares it so)."""
+    return f"{namespace}{NAMESPACE_JOIN}{name}"
 
 
 def parse_input(value: Any, param: str = "input") -> list[hub.Message]:
@@ -126,6 +132,8 @@ def _file(part: dict[str, Any], param: str) -> hub.Part:
 def _function_call(item: dict[str, Any], param: str, out: list[hub.Message], custom: bool = False) -> None:
     call_id = as_string(item.get("call_id"), f"{param}.call_id", nonempty=True)
     name = as_string(item.get("name"), f"{param}.name", nonempty=True)
+    if item.get("namespace") is not None:
+        name = namespaced(as_string(item["namespace"], f"{param}.namespace", nonempty=True), name)
     if custom:
         arguments: Any = {"input": as_string(item.get("input", ""), f"{param}.input")}
     else:

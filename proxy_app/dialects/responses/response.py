@@ -5,6 +5,7 @@ Follows docs/reference/responses.md §3, §4 and §7.2/§7.3:
   item with one `output_text` part, then one `function_call` item per call (`arguments` a compact
   JSON string, `call_id` the hub call id); a call of a `custom` tool is a `custom_tool_call`
   item whose `input` is the call's `input` argument (streamed as custom_tool_call_input events);
+  a call of a `namespace` tool's function carries `namespace` and the function's own name;
 - `status` incomplete with `incomplete_details.reason` max_output_tokens / content_filter for
   the hub's length / content_filter finishes, else completed;
 - usage: `input_tokens` includes cached tokens, `output_tokens` includes reasoning tokens;
@@ -82,27 +83,25 @@ def message_item(text: str, item_id: str | None = None, status: str = "completed
 
 
 def call_item(
-    call: hub.ToolCall, item_id: str | None = None, status: str = "completed", custom: frozenset[str] = frozenset()
+    call: hub.ToolCall,
+    item_id: str | None = None,
+    status: str = "completed",
+    custom: frozenset[str] = frozenset(),
+    namespaces: dict[str, tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
+    """A function_call (or custom_tool_call) item; a call of a namespace's tool names its namespace."""
+    space, name = (namespaces or {}).get(call.name, (None, call.name))
     if call.name in custom:
         value = (call.arguments or {}).get("input", "")
         text = value if isinstance(value, str) else orjson.dumps(value).decode()
-        return {
-            "type": "custom_tool_call",
-            "id": item_id or new_id("ctc"),
-            "call_id": call.id,
-            "name": call.name,
-            "input": text,
-            "status": status,
-        }
-    return {
-        "type": "function_call",
-        "id": item_id or new_id("fc"),
-        "call_id": call.id,
-        "name": call.name,
-        "arguments": orjson.dumps(call.arguments or {}).decode(),
-        "status": status,
-    }
+        item = {"type": "custom_tool_call", "id": item_id or new_id("ctc"), "call_id": call.id, "name": name}
+        item.update(input=text, status=status)
+    else:
+        item = {"type": "function_call", "id": item_id or new_id("fc"), "call_id": call.id, "name": name}
+        item.update(arguments=orjson.dumps(call.arguments or {}).decode(), status=status)
+    if space is not None:
+        item["namespace"] = space
+    return item
 
 
 def build_response(
@@ -112,6 +111,7 @@ def build_response(
     created_at: int,
     echo: dict[str, Any],
     custom: frozenset[str] = frozenset(),
+    namespaces: dict[str, tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     """hub.ChatResponse -> a finished Response object."""
     choice = resp.choices[0] if resp.choices else hub.Choice(finish_reason="content_filter")
@@ -120,7 +120,7 @@ def build_response(
         output.append(reasoning_item(choice.reasoning))
     if choice.text:
         output.append(message_item(choice.text))
-    output.extend(call_item(c, custom=custom) for c in choice.tool_calls)
+    output.extend(call_item(c, custom=custom, namespaces=namespaces) for c in choice.tool_calls)
     return _finished(base_object(response_id, model, created_at, echo), output, choice.finish_reason, resp.usage)
 
 
@@ -140,9 +140,15 @@ class ResponseStreamEncoder:
     `error()`), `response` holds the final Response object."""
 
     def __init__(
-        self, model: str, response_id: str, created_at: int, echo: dict[str, Any], custom: frozenset[str] = frozenset()
+        self,
+        model: str,
+        response_id: str,
+        created_at: int,
+        echo: dict[str, Any],
+        custom: frozenset[str] = frozenset(),
+        namespaces: dict[str, tuple[str, str]] | None = None,
     ) -> None:
-        self._custom = custom
+        self._custom, self._namespaces = custom, namespaces
         self._obj = base_object(response_id, model, created_at, echo)
         self._seq = 0
         self._started = False
@@ -228,7 +234,7 @@ class ResponseStreamEncoder:
 
     def _call(self, call: hub.ToolCall) -> list[bytes]:
         frames = self._close()
-        item = call_item(call, custom=self._custom)
+        item = call_item(call, custom=self._custom, namespaces=self._namespaces)
         index = len(self._output)
         field, events = (
             ("input", "custom_tool_call_input")
