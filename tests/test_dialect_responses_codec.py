@@ -386,3 +386,50 @@ def test_namespace_tools_are_declared_joined_and_their_calls_name_the_namespace(
     with pytest.raises(errors.InvalidRequest) as info:
         parse(tools=[{"type": "web_search"}])
     assert "web_search" in info.value.message and info.value.param == "tools[0].type"
+
+
+def test_client_tool_search_is_a_function_and_the_tools_it_loads_are_declared():
+    search = {
+        "type": "tool_search",
+        "execution": "client",
+        "description": "Find tools.",
+        "parameters": {"type": "object"},
+    }
+    parsed = parse(tools=[FN, search])
+    assert [t.name for t in parsed.chat.tools] == ["get_weather", "tool_search"] and parsed.search_tool == "tool_search"
+    call = hub.ToolCall("c1", "tool_search", {"query": "crm"})
+    choice = hub.Choice(tool_calls=[call], finish_reason="tool_calls")
+    obj = build_response(hub.ChatResponse([choice], USAGE), "m", "r", 1, ECHO, search="tool_search")
+    (item,) = obj["output"]
+    assert {k: item[k] for k in ("type", "call_id", "arguments", "execution")} == {
+        "type": "tool_search_call",
+        "call_id": "c1",
+        "arguments": {"query": "crm"},
+        "execution": "client",
+    }
+    enc = ResponseStreamEncoder("m", "r", 1, ECHO, search="tool_search")
+    evs = events(enc.encode(hub.StreamEvent([hub.ChoiceDelta(tool_calls=[call])])) + enc.finish(USAGE))
+    assert [e["type"] for e in evs][2:] == [
+        "response.output_item.added",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    crm = {"type": "namespace", "name": "crm", "description": "CRM.", "tools": [{**FN, "name": "find"}]}
+    later = parse_responses_request(
+        {
+            "model": "m",
+            "tools": [search],
+            "input": [
+                {"type": "tool_search_call", "call_id": "c1", "arguments": {"query": "crm"}, "execution": "client"},
+                {"type": "tool_search_output", "call_id": "c1", "execution": "client", "tools": [crm]},
+            ],
+        }
+    )
+    assert [t.name for t in later.chat.tools] == ["tool_search", "crm__find"]
+    assert later.namespaces == {"crm__find": ("crm", "find")}
+    assert later.chat.messages[0].tool_calls[0].arguments == {"query": "crm"}
+    assert (later.chat.messages[1].name, later.chat.messages[1].text) == (
+        "tool_search",
+        '{"loaded_tools":["crm__find"]}',
+    )
+    assert rejected(lambda tools: parse(tools=tools), [{"type": "tool_search"}]).param == "tools[0].execution"
