@@ -20,7 +20,9 @@ import pytest
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CLI = Path(__file__).resolve().parent.parent / ".cache" / "codex" / "node_modules" / ".bin" / "codex"
-MODEL = "gpt-5-codex"
+# A model Codex knows (it then sends apply_patch as a freeform custom tool and a client-executed
+# tool_search) and one it does not (fallback tools, with its sub-agent tools in a `namespace` tool).
+MODEL, UNKNOWN_MODEL = "gpt-5.5", "gpt-5-codex"
 CONFIG = """model = "{model}"
 model_provider = "gateway"
 web_search = "disabled"
@@ -39,14 +41,17 @@ def codex(mapping, fake_gemini):
     if not CLI.exists():
         pytest.skip(f"Codex CLI not installed at {CLI} (scripts/test.sh installs it when npm is available)")
     mapping(MODEL, "gemini-3-flash-preview")
+    mapping(UNKNOWN_MODEL, "gemini-3-flash-preview")
     return CLI
 
 
-def run_codex(gateway_url: str, key: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def run_codex(
+    gateway_url: str, key: str, tmp_path: Path, *args: str, model: str = MODEL
+) -> subprocess.CompletedProcess:
     home, work = tmp_path / "home", tmp_path / "work"
     (home / ".codex").mkdir(parents=True)
     work.mkdir(exist_ok=True)
-    (home / ".codex" / "config.toml").write_text(CONFIG.format(model=MODEL, url=gateway_url))
+    (home / ".codex" / "config.toml").write_text(CONFIG.format(model=model, url=gateway_url))
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "CODEX_HOME": str(home / ".codex"), "GATEWAY_API_KEY": key}
     return subprocess.run(
         [str(CLI), "exec", "--skip-git-repo-check", *args],
@@ -63,18 +68,21 @@ def generate_requests(fake):
     return [r for r in fake.requests if ":streamGenerateContent" in r["path"] or ":generateContent" in r["path"]]
 
 
-def test_codex_says_hello_through_the_gateway(codex, gateway_url, api_key, fake_gemini, usage_rows, tmp_path):
-    result = run_codex(gateway_url, api_key, tmp_path, "Say hello")
+@pytest.mark.parametrize("model", [MODEL, UNKNOWN_MODEL])
+def test_codex_says_hello_through_the_gateway(codex, gateway_url, api_key, fake_gemini, usage_rows, tmp_path, model):
+    result = run_codex(gateway_url, api_key, tmp_path, "Say hello", model=model)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Hello from fake Gemini" in result.stdout
     (sent,) = generate_requests(fake_gemini)
     names = {f["name"] for f in sent["json"]["tools"][0]["functionDeclarations"]}
     assert "exec_command" in names
-    # Its sub-agent tools come in a `namespace` tool, declared upstream as namespace__name.
-    assert any(name.startswith("multi_agent_v1__") for name in names)
+    if model == MODEL:
+        assert {"apply_patch", "tool_search"} <= names
+    else:  # its sub-agent tools come in a `namespace` tool, declared upstream as namespace__name
+        assert any(name.startswith("multi_agent_v1__") for name in names)
     rows = usage_rows()
     assert [(r.dialect, r.endpoint, r.status, r.requested_model, r.streamed) for r in rows] == [
-        ("responses", "responses", 200, MODEL, True)
+        ("responses", "responses", 200, model, True)
     ]
     assert rows[0].token_source == "reported" and rows[0].prompt_tokens > 1000  # its long instructions
 
@@ -94,3 +102,34 @@ def test_codex_runs_a_shell_command_and_answers(codex, gateway_url, api_key, fak
     rows = usage_rows()
     assert [(r.dialect, r.status, r.streamed) for r in rows] == [("responses", 200, True)] * 2
     assert all(r.prompt_tokens > 0 and r.completion_tokens > 0 for r in rows)
+
+
+def test_codex_applies_a_patch_with_its_freeform_tool(codex, gateway_url, api_key, fake_gemini, usage_rows, tmp_path):
+    patch = "*** Begin Patch\n*** Add File: made.txt\n+patched by codex\n*** End Patch\n"
+    fake_gemini.script("tool_calls", on="generate", calls=[("apply_patch", {"input": patch})])
+    result = run_codex(gateway_url, api_key, tmp_path, "-s", "workspace-write", "Add made.txt")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "work" / "made.txt").read_text() == "patched by codex\n"
+    assert "Tool said:" in result.stdout
+    first, second = generate_requests(fake_gemini)
+    assert second["json"]["contents"][-2]["parts"][0]["functionCall"] == {
+        "name": "apply_patch",
+        "args": {"input": patch},
+    }
+    assert second["json"]["contents"][-1]["parts"][0]["functionResponse"]["name"] == "apply_patch"
+    assert [(r.dialect, r.status) for r in usage_rows()] == [("responses", 200)] * 2
+
+
+def test_codex_runs_a_tool_search_and_answers(codex, gateway_url, api_key, fake_gemini, usage_rows, tmp_path):
+    fake_gemini.script("tool_calls", on="generate", calls=[("tool_search", {"query": "goal"})])
+    result = run_codex(gateway_url, api_key, tmp_path, "Find a goal tool")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Tool said:" in result.stdout
+    first, second = generate_requests(fake_gemini)
+    assert second["json"]["contents"][-2]["parts"][0]["functionCall"] == {
+        "name": "tool_search",
+        "args": {"query": "goal"},
+    }
+    answer = second["json"]["contents"][-1]["parts"][0]["functionResponse"]
+    assert answer["name"] == "tool_search" and "loaded_tools" in str(answer["response"])
+    assert [(r.dialect, r.status) for r in usage_rows()] == [("responses", 200)] * 2
