@@ -36,6 +36,7 @@ async def _parse(request: HttpRequest, identity: KeyIdentity) -> tuple[rs.Respon
     body = read_json(request)
     previous = rs.previous_id(body)
     history = await store.history(previous, identity) if previous else []
+    await store.resolve_references(body, history, identity)
     return rs.parse_responses_request(body, history), history
 
 
