@@ -61,6 +61,13 @@ def run_claude(gateway_url: str, key_env: dict, tmp_path: Path, *args: str) -> s
     )
 
 
+def test_claude_code_on_an_openai_compatible_upstream(claude, gateway_url, api_key, fake_openai, mapping, tmp_path):
+    mapping("claude-compat", "gpt-4o-mini", upstream="compat")
+    result = run_claude(gateway_url, {"ANTHROPIC_API_KEY": api_key}, tmp_path, "Say hello", "--model", "claude-compat")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Hello from fake OpenAI" in result.stdout
+
+
 def test_claude_code_says_hello_through_the_gateway(claude, gateway_url, api_key, fake_gemini, usage_rows, tmp_path):
     result = run_claude(gateway_url, {"ANTHROPIC_AUTH_TOKEN": api_key}, tmp_path, "Say hello")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -75,24 +82,29 @@ def test_claude_code_says_hello_through_the_gateway(claude, gateway_url, api_key
     assert rows[0].token_source == "reported" and rows[0].prompt_tokens > 1000  # its long system prompt
 
 
-def test_claude_code_runs_its_write_tool_and_answers(claude, gateway_url, api_key, fake_gemini, usage_rows, tmp_path):
-    target = tmp_path / "work" / "hello.txt"
-    fake_gemini.script(
-        "tool_calls", on="generate", calls=[("Write", {"file_path": str(target), "content": "hi from the agent\n"})]
-    )
+def test_claude_code_runs_its_tools_over_two_steps_and_answers(
+    claude, gateway_url, api_key, fake_gemini, usage_rows, tmp_path
+):
+    work = tmp_path / "work"
+    writes = [("Write", {"file_path": str(work / name), "content": name[0]}) for name in ("a.txt", "b.txt")]
+    fake_gemini.script("tool_calls", on="generate", calls=writes)  # two calls in one step
+    fake_gemini.script("tool_calls", on="generate", calls=[("Bash", {"command": "cat a.txt b.txt > c.txt"})])
     result = run_claude(
-        gateway_url, {"ANTHROPIC_API_KEY": api_key}, tmp_path, "Write hello.txt", "--allowedTools", "Write"
+        gateway_url, {"ANTHROPIC_API_KEY": api_key}, tmp_path, "Make c.txt", "--allowedTools", "Write,Bash"
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert target.read_text() == "hi from the agent\n"
+    assert [(work / n).read_text() for n in ("a.txt", "b.txt", "c.txt")] == ["a", "b", "ab"]
     # The fake's unscripted answer to a tool result quotes it: Claude Code printed the final turn.
-    assert "Tool said:" in result.stdout and "File created successfully" in result.stdout
-    first, second = generate_requests(fake_gemini)
-    call_part = second["json"]["contents"][-2]["parts"][0]
-    assert call_part["functionCall"]["name"] == "Write"
-    # Claude Code sends the tool result back within ~150 ms: the Gemini 3 signature still returns.
-    assert call_part["thoughtSignature"] not in (None, SKIP_SIGNATURE)
-    assert second["json"]["contents"][-1]["parts"][0]["functionResponse"]["name"] == "Write"
+    assert "Tool said:" in result.stdout and "Bash completed with no output" in result.stdout
+    first, second, third = generate_requests(fake_gemini)
+    step1, answers1, step2, answers2 = third["json"]["contents"][-4:]
+    assert [p["functionCall"]["name"] for p in step1["parts"]] == ["Write", "Write"]
+    assert [p["functionResponse"]["name"] for p in answers1["parts"]] == ["Write", "Write"]
+    assert step2["parts"][0]["functionCall"] == {"name": "Bash", "args": {"command": "cat a.txt b.txt > c.txt"}}
+    assert answers2["parts"][0]["functionResponse"]["name"] == "Bash"
+    # Claude Code sends each tool result back within ~150 ms: the Gemini 3 signatures still return.
+    for step in (step1, step2):
+        assert step["parts"][0]["thoughtSignature"] not in (None, SKIP_SIGNATURE)
     rows = usage_rows()
-    assert [(r.dialect, r.status, r.streamed) for r in rows] == [("anthropic", 200, True)] * 2
+    assert [(r.dialect, r.status, r.streamed) for r in rows] == [("anthropic", 200, True)] * 3
     assert all(r.prompt_tokens > 0 and r.completion_tokens > 0 for r in rows)

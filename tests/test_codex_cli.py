@@ -133,3 +133,10 @@ def test_codex_runs_a_tool_search_and_answers(codex, gateway_url, api_key, fake_
     answer = second["json"]["contents"][-1]["parts"][0]["functionResponse"]
     assert answer["name"] == "tool_search" and "loaded_tools" in str(answer["response"])
     assert [(r.dialect, r.status) for r in usage_rows()] == [("responses", 200)] * 2
+
+
+def test_codex_on_an_openai_compatible_upstream(codex, gateway_url, api_key, fake_openai, mapping, tmp_path):
+    mapping("codex-compat", "gpt-4o-mini", upstream="compat")
+    result = run_codex(gateway_url, api_key, tmp_path, "Say hello", model="codex-compat")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Hello from fake OpenAI" in result.stdout
