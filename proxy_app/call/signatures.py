@@ -30,6 +30,11 @@ class Signature:
     signature: str
 
 
+def clear_cache() -> None:
+    """Forget the in-memory signatures (tests: as another process would see it)."""
+    _recent.clear()
+
+
 def remember(calls: Iterable[hub.ToolCall]) -> None:
     for call in calls:
         if call.thought_signature and call.id:
