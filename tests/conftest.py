@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 
 from accounts import authentication
-from proxy_app.call import routing
+from proxy_app.call import routing, signatures
 from proxy_app.core.writer import writer
 from proxy_app.upstreams import http as upstream_http
 from tests.fakes.gemini import FakeGemini
@@ -34,9 +34,11 @@ def free_port() -> int:
 def _fresh_caches():
     authentication.clear_cache()
     routing.clear_cache()
+    signatures.clear_cache()
     yield
     authentication.clear_cache()
     routing.clear_cache()
+    signatures.clear_cache()
 
 
 @pytest.fixture
