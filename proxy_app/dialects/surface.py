@@ -91,6 +91,7 @@ async def serve(
     request: HttpRequest, dialect: Dialect, endpoint: str, operation: Operation, kwargs: dict | None = None
 ) -> HttpResponse:
     ctx = CallContext(dialect=dialect.name, endpoint=endpoint, request_id=request.headers.get("x-request-id", ""))
+    ctx.client_ip = request.META.get("REMOTE_ADDR", "")  # the real client: ClientIPASGI set it
     trace = None
     try:
         try:

@@ -43,6 +43,7 @@ from django.conf import settings
 from django.urls import path
 
 from accounts.authentication import AuthFailure, KeyIdentity, authenticate_secret, bearer_secret
+from gateway_site.client_ip import scope_ip
 from proxy_app.chat import sessions
 from proxy_app.core.context import CallContext
 from proxy_app.core.errors import GatewayError, InvalidRequest, Unauthorized
@@ -204,6 +205,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     def _ctx(self, endpoint: str) -> CallContext:
         ctx = CallContext(dialect="sessions", endpoint=endpoint, request_id=f"ws_{uuid.uuid4().hex}")
+        ctx.client_ip = scope_ip(self.scope)
         if self.identity is not None:
             ctx.user_id, ctx.key_id, ctx.key_prefix = self.identity.user_id, self.identity.key_id, self.identity.prefix
         return ctx
