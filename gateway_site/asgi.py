@@ -5,6 +5,7 @@ proxy_app.edge, which runs their Django views without Django's per-request cycle
 WebSockets: ws/chat/ (the chat consumer, proxy_app.dialects.sessions.websocket), with Django's session cookie and
 user in the scope for the chat page; no origin-validator wrapper on purpose (it refuses
 non-browser clients; see the consumer).
+ClientIPASGI (gateway_site/client_ip.py), outermost, puts the real client address in the scope.
 GET /metrics is answered ahead of all that by proxy_app.observability.MetricsASGI, which also
 counts HTTP requests in flight.
 """
@@ -23,6 +24,7 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
 from gateway_site import logredact  # noqa: E402
+from gateway_site.client_ip import ClientIPASGI  # noqa: E402
 from gateway_site.middleware import RequestIdASGI, is_proxy_path  # noqa: E402
 from proxy_app.call.edge import ProxyEdge  # noqa: E402
 from proxy_app.ops.observability import MetricsASGI  # noqa: E402
@@ -63,10 +65,12 @@ from proxy_app.dialects.sessions.websocket import websocket_urlpatterns  # noqa:
 
 application = ProtocolTypeRouter(
     {
-        "http": RequestIdASGI(  # outermost: /metrics answers carry x-request-id too
-            MetricsASGI(ServeStaticASGI(django_http, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL))
+        "http": ClientIPASGI(  # outermost: everything after sees the real client (client_ip.py)
+            RequestIdASGI(  # /metrics answers carry x-request-id too
+                MetricsASGI(ServeStaticASGI(django_http, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL))
+            )
         ),
-        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        "websocket": ClientIPASGI(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         "lifespan": lifespan,
     }
 )

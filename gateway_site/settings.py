@@ -106,6 +106,9 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
 SECURE_HSTS_SECONDS = env_int("GATEWAY_HSTS_SECONDS", 0, minimum=0)  # e.g. 31536000 once HTTPS is for good
 SESSION_COOKIE_HTTPONLY = True
+# Reverse proxies whose X-Forwarded-For is believed (IPs/CIDRs; empty: none). The real client
+# address (gateway_site/client_ip.py) feeds the access log, /metrics, login lockouts and key IP allow-lists.
+TRUSTED_PROXIES = env_networks("GATEWAY_TRUSTED_PROXIES")
 SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
 
 INSTALLED_APPS = [
@@ -145,6 +148,7 @@ AXES_COOLOFF_TIME = env_float("GATEWAY_LOGIN_LOCKOUT_MINUTES", 15.0) / 60  # hou
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+AXES_CLIENT_IP_CALLABLE = "gateway_site.client_ip.request_ip"  # the real client, never a forged header
 
 # The admin's checks look for the session/auth/messages middlewares by name; they are there,
 # wrapped by admin_only_* above (as is axes' middleware, which axes.W002 looks for).

@@ -26,6 +26,7 @@ class CallContext:
     user_id: int | None = None
     key_id: int | None = None
     key_prefix: str = ""
+    client_ip: str = ""  # the real client (gateway_site/client_ip.py): access log, key IP allow-lists
     requested_model: str = ""
     upstream_name: str = ""
     upstream_model: str = ""

@@ -56,7 +56,7 @@ def record(ctx: CallContext, *, status: int, usage: hub.Usage | None = None, err
     if ctx.admission is not None:
         _settle_soon(ctx.admission, usage, ctx.upstream_model)
     writer.submit(row)
-    observability.request_finished(row)  # access-log line and metrics
+    observability.request_finished(row, client_ip=ctx.client_ip)  # access-log line and metrics
 
 
 _settling: set[asyncio.Task] = set()
