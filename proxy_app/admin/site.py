@@ -32,7 +32,16 @@ from proxy_app.admin.filters import (
     UserFilter,
 )
 from proxy_app.ledger import reports as dashboard
-from proxy_app.models import LogSettings, ModelMapping, ModelPrice, Upstream, UsageDaily, UsagePolicy, UsageRecord
+from proxy_app.models import (
+    LogSettings,
+    ModelMapping,
+    ModelPrice,
+    PoolMember,
+    Upstream,
+    UsageDaily,
+    UsagePolicy,
+    UsageRecord,
+)
 
 admin.site.site_header = "LLM gateway"
 admin.site.site_title = "LLM gateway admin"
@@ -49,7 +58,18 @@ class UpstreamForm(forms.ModelForm):
 
     class Meta:
         model = Upstream
-        fields = ["name", "kind", "base_url", "api_key", "api_key_env", "enabled", "detailed_logging"]
+        fields = [
+            "name",
+            "kind",
+            "base_url",
+            "api_key",
+            "api_key_env",
+            "enabled",
+            "detailed_logging",
+            "max_concurrent",
+            "rpm",
+            "tpm",
+        ]
 
     def save(self, commit=True):
         upstream = super().save(commit=False)
@@ -73,11 +93,29 @@ class UpstreamAdmin(admin.ModelAdmin):
         return "stored (encrypted)" if obj.api_key_encrypted else "none"
 
 
+class PoolMemberInline(admin.TabularInline):
+    """The alias's pool: lower priority first, equal priorities share by weight (README: Upstream pools)."""
+
+    model = PoolMember
+    extra = 0
+    min_num = 1
+    fields = ["upstream", "upstream_model", "priority", "weight"]
+
+
 @admin.register(ModelMapping)
 class ModelMappingAdmin(admin.ModelAdmin):
-    list_display = ["alias", "upstream_model", "upstream", "hidden"]
-    list_filter = ["upstream", "hidden"]
-    search_fields = ["alias", "upstream_model"]
+    list_display = ["alias", "pool", "hidden"]
+    list_filter = ["members__upstream", "hidden"]
+    search_fields = ["alias", "members__upstream_model"]
+    inlines = [PoolMemberInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("members__upstream")
+
+    @admin.display(description="pool (priority: upstream model on upstream ×weight)")
+    def pool(self, obj: ModelMapping) -> str:
+        members = obj.members.all()
+        return ", ".join(f"{m.priority}: {m.upstream_model} on {m.upstream or 'default'} ×{m.weight}" for m in members)
 
 
 @admin.register(ModelPrice)
