@@ -274,3 +274,27 @@ def test_a_signed_conversation_stays_on_its_key_then_moves_with_the_skip_value(p
     google.models.generate_content(model="team3", contents=history, config=config)
     moved = fakes[1].calls()[-1]["json"]["contents"][1]["parts"][0]
     assert moved["thoughtSignature"] == "skip_thought_signature_validator"
+
+
+def test_the_admin_shows_each_upstreams_health(pool, fakes, oai, admin_client):
+    import re
+
+    pool("team", ("ga", 0, 1), ("gb", 1, 1))
+    fakes[0].script("error", status=503)
+    chat(oai)
+    chat(oai)
+    page = admin_client.get("/admin/proxy_app/upstream/").content.decode()
+    table = page[page.index('id="upstream-health"') : page.index("</table>", page.index('id="upstream-health"'))]
+    rows = {
+        cells[0]: cells[1:]
+        for cells in (
+            [re.sub(r"\s+", " ", c).strip() for c in re.findall(r"<td>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)
+        )
+        if cells
+    }
+    requests, rate, cooling, last = rows["ga"]
+    assert (requests, rate) == ("1", "100.0%") and cooling != "–"
+    assert "503 service_unavailable — The model is overloaded" in last
+    assert rows["gb"] == ["2", "0.0%", "–", "–"]
+    assert rows["closed"] == ["0", "–", "–", "–"]

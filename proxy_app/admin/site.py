@@ -83,14 +83,54 @@ class UpstreamForm(forms.ModelForm):
 @admin.register(Upstream)
 class UpstreamAdmin(admin.ModelAdmin):
     form = UpstreamForm
-    list_display = ["name", "kind", "base_url", "key_source", "enabled", "detailed_logging"]
+    list_display = ["name", "kind", "base_url", "key_source", "enabled", "limits", "detailed_logging"]
     list_filter = ["kind", "enabled"]
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), **self._health()})
+
+    def _health(self) -> dict:
+        """Per upstream (the default Gemini one too): last error, cool-down, calls and error rate
+        over the last hour, from the health store every gateway process writes (proxy_app.call.health)."""
+        from asgiref.sync import async_to_sync
+        from django.conf import settings
+
+        from proxy_app.call import health
+
+        names = list(Upstream.objects.order_by("name").values_list("name", flat=True))
+        if settings.GEMINI_API_KEY and "gemini" not in names:
+            names.insert(0, "gemini")
+        try:
+            report = async_to_sync(health.report)(names)
+        except Exception as exc:  # the page still lists the upstreams
+            return {"upstream_health": [], "health_unavailable": f"{type(exc).__name__}: {exc}"}
+        rows = []
+        for h in report:
+            rate = None if h.error_rate is None else round(100 * h.error_rate, 1)
+            rows.append(
+                {
+                    **vars(h),
+                    "error_rate": rate,
+                    "cool_until": _utc(h.cool_until),
+                    "last_error_at": _utc((h.last_error or {}).get("at")),
+                }
+            )
+        return {"upstream_health": rows}
 
     @admin.display(description="API key")
     def key_source(self, obj: Upstream) -> str:
         if obj.api_key_env:
             return f"from ${obj.api_key_env}"
         return "stored (encrypted)" if obj.api_key_encrypted else "none"
+
+    @admin.display(description="limits per key")
+    def limits(self, obj: Upstream) -> str:
+        found = [(obj.max_concurrent, "open"), (obj.rpm, "rpm"), (obj.tpm, "tpm")]
+        return ", ".join(f"{value} {unit}" for value, unit in found if value is not None) or "–"
+
+
+def _utc(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
 class PoolMemberInline(admin.TabularInline):
