@@ -298,3 +298,59 @@ def test_the_admin_shows_each_upstreams_health(pool, fakes, oai, admin_client):
     assert "503 service_unavailable — The model is overloaded" in last
     assert rows["gb"] == ["2", "0.0%", "–", "–"]
     assert rows["closed"] == ["0", "–", "–", "–"]
+
+
+def test_a_stream_that_started_fails_in_band_without_failover(pool, fakes, oai, usage_rows):
+    pool("team", ("ga", 0, 1), ("gb", 1, 1))
+    fakes[0].script("break_midstream", after=1)
+    chunks = oai.chat.completions.create(model="team", messages=[{"role": "user", "content": "Hi"}], stream=True)
+    with pytest.raises(openai.APIError):
+        for _ in chunks:
+            pass
+    assert len(fakes[1].calls()) == 0  # the client had its first bytes: never a second answer
+    [row] = usage_rows()
+    assert (row.upstream_name, row.attempts, row.status) == ("ga", 1, 502)
+
+
+def test_failed_attempts_are_in_the_detailed_log(pool, fakes, oai, usage_rows, settings, tmp_path):
+    import json
+
+    from proxy_app.ops import detail_log
+
+    settings.DETAIL_LOG_DIR, settings.DETAIL_LOG_ALL = tmp_path / "detail", True
+    detail_log.clear_cache()
+    pool("team", ("closed", 0, 1), ("ga", 1, 1), ("gb", 2, 1))
+    fakes[0].script("error", status=429, retry_delay="5s")
+    try:
+        chat(oai)
+    finally:
+        settings.DETAIL_LOG_ALL = False
+        detail_log.clear_cache()
+    [row] = usage_rows()
+    assert (row.upstream_name, row.attempts, row.detailed) == ("gb", 3, True)
+    [path] = sorted((tmp_path / "detail").glob("*/*.json"))
+    log = json.loads(path.read_text())
+    failed = [(a["upstream"], a["status"], a["code"]) for a in log["failed_attempts"]]
+    assert failed == [("closed", 503, "service_unavailable"), ("ga", 429, "rate_limit_exceeded")]
+    assert log["failed_attempts"][1]["upstream_response"]["status"] == 429
+    assert log["upstream_request"]["url"].startswith(fakes[1].url) and log["upstream_response"]["status"] == 200
+    assert KEY_A not in path.read_text()
+
+
+def test_a_gemini_primary_falls_back_to_an_openai_compatible_server(pool, fakes, google, oai, usage_rows, mapping):
+    from proxy_app.models import Upstream
+
+    with served("tests.fakes.openai_compat", "--api-key", "deepseek-key", banner="/v1") as url:
+        deepseek = Upstream(name="deepseek", kind="openai", base_url=f"{url}/v1")
+        deepseek.set_api_key("deepseek-key")
+        deepseek.save()
+        pool("mixed", ("ga", 0, 1))
+        mapping("mixed", "gpt-4o-mini", upstream="deepseek", priority=1)
+        fakes[0].script("error", status=503, times=2)
+        # a mixed pool is translated for every client, so each member can take any request
+        assert google.models.generate_content(model="mixed", contents="Hi").text
+        assert chat(oai, model="mixed")
+    assert [(r.upstream_name, r.upstream_model, r.attempts) for r in usage_rows()] == [
+        ("deepseek", "gpt-4o-mini", 2),
+        ("deepseek", "gpt-4o-mini", 1),  # ga cooling down: not asked again
+    ]
