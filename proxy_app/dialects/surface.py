@@ -129,9 +129,12 @@ async def stream_frames(events: AsyncIterator, encoder) -> AsyncIterator[bytes]:
         yield encoder.error(err)
         return
     except asyncio.CancelledError:
-        if not context.client_left():  # the server is stopping: say so in-band before the stream ends
-            yield encoder.error(SHUTTING_DOWN)
-        raise
+        if context.client_left():
+            raise
+        # The server is stopping (its grace period is over): say so in-band, then end the body
+        # cleanly instead of cutting it; the pipeline below has already recorded the usage row.
+        yield encoder.error(SHUTTING_DOWN)
+        return
     for frame in encoder.finish(final):
         yield frame
 
@@ -159,6 +162,18 @@ async def keep_alive(frames: AsyncIterator[bytes], ping: bytes, every: float) ->
             except StopAsyncIteration:
                 return
             yield frame
+    except asyncio.CancelledError:
+        if pending is None or context.client_left():
+            raise
+        # The server is stopping: the stream below ends itself in-band (stream_frames); pass on its
+        # last frame and end the body cleanly.
+        finished, pending = pending, None
+        finished.cancel()
+        try:
+            last = await finished
+        except StopAsyncIteration:
+            return
+        yield last
     finally:
         if pending is not None:
             pending.cancel()
