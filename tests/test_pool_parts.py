@@ -122,3 +122,22 @@ def test_the_mapping_admin_edits_pool_members_as_inlines(admin_client, transacti
     ]
     listing = admin_client.get("/admin/proxy_app/modelmapping/").content.decode()
     assert "0: gemini-2.5-flash on default ×3, 1: gemini-2.5-pro on second ×1" in listing
+
+
+async def test_per_upstream_token_limit_reserves_the_worst_case_and_settles_to_use(backend):  # noqa: F811
+    from proxy_app.ledger import upstream_limits
+
+    config = UpstreamConfig("metered", "gemini", "http://x", "k", tpm=150, max_concurrent=2)
+    now = 1_773_489_630.0  # well inside a minute
+    first = await upstream_limits.acquire(config, 100, "r1", now=now)
+    with pytest.raises(upstream_limits.UpstreamBusy, match="limit of 150 tokens per minute") as busy:
+        await upstream_limits.acquire(config, 100, "r2", now=now)
+    assert busy.value.status == 429 and busy.value.retry_after == 30
+    await upstream_limits.release(first, 20, now=now)  # it used 20 of the 100 it reserved
+    second = await upstream_limits.acquire(config, 100, "r3", now=now)
+    third = await upstream_limits.acquire(config, 30, "r4", now=now)
+    with pytest.raises(upstream_limits.UpstreamBusy, match="limit of 2 calls open at once"):
+        await upstream_limits.acquire(config, 0, "r5", now=now)
+    for hold in (second, third):
+        await upstream_limits.release(hold, 0, now=now)
+    assert await upstream_limits.acquire(UpstreamConfig("free", "gemini", "http://x", "k"), 10**9, "r6") is None

@@ -309,11 +309,12 @@ def _done(task: asyncio.Task) -> None:
         _warn(task.exception())
 
 
-async def settled() -> None:
-    """Wait for background health writes (tests, shutdown)."""
+async def settled(timeout: float = 5.0) -> None:
+    """Send the attempt counts still waiting and wait for background health writes (tests, shutdown)."""
     store_now = store()
     if isinstance(store_now, RedisHealth) and store_now.flushing is not None:
         store_now.flushing.cancel()
         store_now._flush_soon()
-    while _tasks:
-        await asyncio.wait(set(_tasks), timeout=5)
+    deadline = time.monotonic() + timeout
+    while _tasks and time.monotonic() < deadline:
+        await asyncio.wait(set(_tasks), timeout=max(deadline - time.monotonic(), 0.01))
