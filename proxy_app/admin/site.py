@@ -193,6 +193,7 @@ CSV_COLUMNS = [
     ("client_disconnected", "client_disconnected"),
     ("latency_ms", "latency_ms"),
     ("ttft_ms", "ttft_ms"),
+    ("attempts", "attempts"),
 ]
 CSV_BATCH = 2000
 TOTALS_MAX_DAYS = timedelta(days=31)  # totals of a larger selection than CAP rows: at most this range
