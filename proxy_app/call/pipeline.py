@@ -12,7 +12,8 @@ Surfaces parse, call one entry once, and encode what it returns:
 `check_model` answers whether a model is routable (404/403) and which upstream kind serves it,
 without admitting a call: surfaces use it to choose between translating and passing through.
 Every entry records usage here for every outcome: success, upstream error, broken stream,
-client disconnect.
+client disconnect. Each admits once, then hands its upstream call (up to a stream's first event)
+to `failover.run`, which may try several members of the alias's pool; one usage row either way.
 """
 
 from __future__ import annotations
