@@ -46,6 +46,7 @@ async def lifespan(scope, receive, send):
     """ASGI lifespan (uvicorn, granian; daphne has none): at shutdown, after the server has let
     open requests finish (and cancelled those past its grace period), let the cancelled ones
     record their usage rows and give back their reservations, then write every queued row before the process exits."""
+    from proxy_app.call import health
     from proxy_app.core.writer import writer
     from proxy_app.ledger import counters
 
@@ -56,6 +57,7 @@ async def lifespan(scope, receive, send):
         elif message["type"] == "lifespan.shutdown":
             await proxy_edge.drain(timeout=3)  # their cleanup runs at once; a stuck one must not hold the exit
             await counters.settled(timeout=2)  # give-backs of cancelled reservations reach Redis
+            await health.settled(timeout=1)  # the last second's upstream attempt counts too
             await asyncio.to_thread(writer.flush)
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -232,6 +232,14 @@ UPSTREAM_TRANSPORT = env_str("GATEWAY_UPSTREAM_TRANSPORT", "aiohttp")
 if UPSTREAM_TRANSPORT not in ("aiohttp", "httpx"):
     raise ImproperlyConfigured(f"GATEWAY_UPSTREAM_TRANSPORT must be 'aiohttp' or 'httpx', not {UPSTREAM_TRANSPORT!r}")
 
+# Upstream pools (proxy_app/call/failover.py): no new attempt starts this long after the request did;
+# a failed member cools down for its Retry-After, else BASE * 2^(failures in a row - 1) up to MAX seconds.
+POOL_FAILOVER_SECONDS = env_float("GATEWAY_POOL_FAILOVER_SECONDS", 60.0)
+POOL_COOLDOWN_BASE_SECONDS = env_float("GATEWAY_POOL_COOLDOWN_BASE_SECONDS", 1.0)
+POOL_COOLDOWN_MAX_SECONDS = env_float("GATEWAY_POOL_COOLDOWN_MAX_SECONDS", 300.0)
+# How long the gateway remembers which upstream made a Gemini thought signature (conversation affinity).
+POOL_AFFINITY_SECONDS = env_int("GATEWAY_POOL_AFFINITY_SECONDS", 86400, minimum=60)
+
 KEY_CACHE_SECONDS = env_float("GATEWAY_KEY_CACHE_SECONDS", 1.0)
 MAPPING_CACHE_SECONDS = env_float("GATEWAY_MAPPING_CACHE_SECONDS", 2.0)
 MODEL_LIST_CACHE_SECONDS = env_float("GATEWAY_MODEL_LIST_CACHE_SECONDS", 300.0)

@@ -181,15 +181,26 @@ def openai_client(gateway_url, api_key, fake_gemini):
 
 @pytest.fixture
 def mapping(transactional_db):
-    """mapping(alias, upstream_model, **kw): create a ModelMapping on the default Gemini upstream."""
-    from proxy_app.models import ModelMapping
+    """mapping(alias, upstream_model, upstream=None, priority=0, weight=1, hidden=False): add a pool member
+    for `alias` (the default Gemini upstream unless `upstream` names one), creating the ModelMapping first."""
+    from proxy_app.models import ModelMapping, PoolMember
 
-    def _map(alias: str, upstream_model: str = "gemini-2.5-flash", upstream: str | None = None, **kwargs):
+    def _map(
+        alias: str,
+        upstream_model: str = "gemini-2.5-flash",
+        upstream: str | None = None,
+        *,
+        priority: int = 0,
+        weight: int = 1,
+        **kwargs,
+    ):
         from proxy_app.models import Upstream
 
-        if upstream:
-            kwargs["upstream"] = Upstream.objects.get(name=upstream)
-        m = ModelMapping.objects.create(alias=alias, upstream_model=upstream_model, **kwargs)
+        m, _ = ModelMapping.objects.get_or_create(alias=alias, defaults=kwargs)
+        target = Upstream.objects.get(name=upstream) if upstream else None
+        PoolMember.objects.create(
+            mapping=m, upstream=target, upstream_model=upstream_model, priority=priority, weight=weight
+        )
         routing.clear_cache()
         return m
 

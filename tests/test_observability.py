@@ -47,6 +47,7 @@ ACCESS_FIELDS = {
     "ttft_ms",
     "streamed",
     "disconnected",
+    "attempts",
 }
 
 
@@ -145,6 +146,7 @@ def test_access_line_has_every_field_and_no_secret(gateway_url, api_key, fake_ge
         "ttft_ms": None,
         "streamed": False,
         "disconnected": False,
+        "attempts": 1,
     }
     assert row.prompt_tokens > 0 and api_key.startswith(line["key_prefix"])
     assert abs(datetime.fromisoformat(line["ts"]) - datetime.now(UTC)).total_seconds() < 10
@@ -261,6 +263,7 @@ def fake_row(**changes) -> UsageRow:
         "ttft_ms": None,
         "cost_usd": Decimal(0),
         "detailed": False,
+        "attempts": 1,
     }
     return UsageRow(**{**row, **changes})
 

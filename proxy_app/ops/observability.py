@@ -78,6 +78,12 @@ UPSTREAM_ERRORS = Counter(
     ["upstream", "code"],
     registry=REGISTRY,
 )
+UPSTREAM_ATTEMPTS = Counter(
+    "gateway_upstream_attempts",
+    "Upstream calls by outcome (ok, rejected, rate_limited, server_error, unreachable); failover may make several.",
+    ["upstream", "outcome"],
+    registry=REGISTRY,
+)
 LIMIT_REFUSALS = Counter(
     "gateway_limit_refusals",
     "429 answers (rate limits and quotas) by error code.",
@@ -130,6 +136,7 @@ def access_line(row: UsageRow, client_ip: str = "") -> dict:
         "ttft_ms": row.ttft_ms,
         "streamed": row.streamed,
         "disconnected": row.client_disconnected,
+        "attempts": row.attempts,
     }
 
 
@@ -160,6 +167,14 @@ def observe(row: UsageRow) -> None:
         _child(UPSTREAM_ERRORS, row.upstream_name or "none", _code_label(row.error_code)).inc()
     elif status == 429 and row.error_code in LIMIT_CODES:
         _child(LIMIT_REFUSALS, dialect, row.error_code).inc()
+
+
+def upstream_attempt(upstream: str, outcome: str) -> None:
+    """One upstream call made (upstream names are the admin's, a bounded set)."""
+    try:
+        _child(UPSTREAM_ATTEMPTS, upstream or "none", outcome).inc()
+    except Exception:
+        log.exception("could not count an upstream attempt")
 
 
 _children: dict[tuple, object] = {}
