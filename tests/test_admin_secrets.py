@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey
 from accounts.services import issue_key, set_limits
-from proxy_app.models import ModelMapping, Upstream, UsageRecord
+from proxy_app.models import ModelMapping, PoolMember, Upstream, UsageRecord
 from tests.test_admin_dashboard import streamed_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,7 +36,8 @@ def secrets(user, monkeypatch) -> list[str]:
     Upstream.objects.create(
         name="fromenv", kind="openai", base_url="https://env.example/v1", api_key_env="GW_TEST_UPSTREAM_KEY"
     )
-    ModelMapping.objects.create(alias="team", upstream_model="m", upstream=stored)
+    team = ModelMapping.objects.create(alias="team")
+    PoolMember.objects.create(mapping=team, upstream_model="m", upstream=stored)
     key, secret = issue_key(user, name="laptop", allowed_ips=["10.0.0.0/8"])
     set_limits({"api_key": key}, {"rpm": 5}, None)
     UsageRecord.objects.create(
