@@ -78,3 +78,9 @@ def test_oversize_body_in_every_dialect(gateway_url, api_key, settings):
         headers={"x-goog-api-key": api_key},
     )
     assert resp.status_code == 413 and resp.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "DELETE"])
+def test_the_ollama_root_probe_answers_any_method_without_django_csrf_page(gateway_url, method):
+    resp = httpx.request(method, f"{gateway_url}/")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
