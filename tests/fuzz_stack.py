@@ -129,3 +129,19 @@ class Stack:
 def env_int(name: str, default: int) -> int:
     value = os.environ.get(name, "")
     return int(value) if value.isdigit() else default
+
+
+def fuzz_seed() -> int | None:
+    """The fuzzers' hypothesis seed: fixed (the same cases on every `make test`), FUZZ_SEED if given,
+    None (fresh) with FUZZ_RANDOM=1 (`make fuzz`)."""
+    if "FUZZ_SEED" in os.environ:
+        return env_int("FUZZ_SEED", 0)
+    return None if os.environ.get("FUZZ_RANDOM") else 20261203
+
+
+def seeded(test):
+    """`test` under fuzz_seed() (hypothesis's own random seed when None)."""
+    from hypothesis import seed
+
+    chosen = fuzz_seed()
+    return test if chosen is None else seed(chosen)(test)
