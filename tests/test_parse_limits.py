@@ -96,3 +96,27 @@ def test_integer_past_64_bits_is_a_400_naming_the_field(gateway_url, api_key, fa
     assert resp.status_code == 400, resp.text
     assert f"'{named}' is out of range (a 64-bit integer at most)" in resp.text
     assert fake_gemini.requests == []
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/api/embeddings", {"model": "gemini-2.5-flash\n", "prompt": "a"}),  # found by the fuzzer: was a 500
+        (
+            "/v1/chat/completions",
+            {"model": "gemini-x/../../v1beta/cachedContents", "messages": [{"role": "user", "content": "hi"}]},
+        ),  # noqa: E501
+        ("/v1beta/models/gemini-2.5-flash%0A:generateContent", {"contents": [{"parts": [{"text": "hi"}]}]}),
+    ],
+    ids=["ollama-newline", "openai-dot-dot", "gemini-path-newline"],
+)
+def test_a_passed_through_model_name_with_odd_characters_is_a_400(
+    gateway_url, api_key, fake_gemini, usage_rows, path, body
+):  # noqa: E501
+    """A Gemini model name the client picks goes into the upstream URL: control characters and `..` are refused."""
+    headers = {"authorization": f"Bearer {api_key}", "x-goog-api-key": api_key}
+    resp = httpx.post(f"{gateway_url}{path}", headers=headers, json=body)
+    assert resp.status_code == 400, resp.text
+    assert "has characters a model name cannot have" in resp.text
+    assert fake_gemini.requests == []
+    assert usage_rows()[-1].status == 400
