@@ -124,4 +124,4 @@ urlpatterns = [
     path("api/tags", endpoint(DIALECT, "GET", "tags", tags)),
     path("api/show", endpoint(DIALECT, "POST", "show", show)),
 ]
-fallbacks = [re_path(r"^api/(?P<rest>.*)$", unknown_route(DIALECT))]
+fallbacks = [re_path(r"^api/(?P<rest>[\s\S]*)$", unknown_route(DIALECT))]
