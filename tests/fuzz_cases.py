@@ -22,6 +22,7 @@ import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from hypothesis import strategies as st
 
@@ -329,6 +330,20 @@ def body_bytes(draw, endpoint: Endpoint, fill: dict) -> tuple[bytes, str]:
     return text.encode(), "valid"
 
 
+ODD_MODELS = [
+    "",
+    "%00",
+    "a" * 5000,
+    "..",
+    "models/x",
+    "x:y:z",
+    "gemini-2.5-flash:",
+    "\x00",
+    "\u202e",
+    "tunedModels/x",
+    "x/y/z",
+    " ",
+]
 CONTENT_TYPES = [
     "application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded",
     "multipart/form-data; boundary=xyz", "application/json; charset=latin-1", "image/png", "", "*/*",
@@ -379,6 +394,10 @@ def requests(draw, key: str, fill: dict) -> Request:
         name = draw(st.sampled_from(["alt", "key", "pageSize", "pageToken", "limit", "order", "after", "beta", "stream", "include_ended", "$alt"]))  # fmt: skip
         query[name] = draw(st.sampled_from(["sse", "json", "proto", "-1", "0", "99999999999999999999", "abc", "", "\u00e9", "%00", "true"]))  # fmt: skip
         note += f"; query {name}={query[name]!r}"
+    if (MODEL in path or EMBED in path) and draw(st.integers(0, 9)) == 0:
+        odd = draw(st.sampled_from(ODD_MODELS) | st.text(min_size=1, max_size=30))
+        path = path.replace(MODEL, quote(odd, safe=":/")).replace(EMBED, quote(odd, safe=":/"))
+        note += f"; model in path {odd!r}"
     method = endpoint.method
     if draw(st.integers(0, 19)) == 0:
         method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]))
