@@ -96,6 +96,8 @@ def test_fuzz_the_websocket_chat(tmp_path):
                         isinstance(event.get("code"), str) and isinstance(event.get("message"), str)
                     ):  # noqa: E501
                         findings.append(f"error event of the wrong shape {event!r:.200} for {frame!r:.200}")
+                    if kind == "error" and event.get("code") == "internal_error":
+                        findings.append(f"internal error {event!r:.200} for {frame!r:.300}")
                     if kind in FINAL:
                         counts[kind] += 1
                         refused_early = event.get("code") in PARSE_REFUSALS
@@ -121,7 +123,11 @@ def test_fuzz_the_websocket_chat(tmp_path):
         findings.append(f"socket failed: {exc!r}")
     finally:
         rows = stack.rows("endpoint, status, error_code")
+        log = stack.log()
         stack.stop()
+    if "Traceback" in log:
+        at = log.index("Traceback")
+        findings.append("traceback in the gateway log:\n" + log[max(at - 300, 0) : at + 4000])
     ws_rows = [r for r in rows if r[0].startswith("ws.")]
     report = (
         f"ws fuzz: {sum(counts.values())} frames answered in {time.monotonic() - started:.0f} s: {dict(counts)}; "

@@ -120,3 +120,15 @@ def test_a_passed_through_model_name_with_odd_characters_is_a_400(
     assert "has characters a model name cannot have" in resp.text
     assert fake_gemini.requests == []
     assert usage_rows()[-1].status == 400
+
+
+def test_session_generation_config_integer_past_64_bits_is_a_400(gateway_url, api_key, fake_gemini):
+    resp = httpx.post(
+        f"{gateway_url}/v1/sessions",
+        headers={"authorization": f"Bearer {api_key}"},
+        json={"model": "gemini-2.5-flash", "generation_config": {"max_output_tokens": 2**64 - 1}},
+    )
+    assert resp.status_code == 400
+    assert resp.json()["error"]["message"] == (
+        "generation_config.max_output_tokens is out of range (a 64-bit integer at most)."
+    )
