@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from hypothesis import strategies as st
 
@@ -438,7 +439,10 @@ def answering_dialect(request: Request) -> str:
     """Whose shape the answer must have: GET /v1/models is shared (Google keys and Anthropic headers
     claim it), and a wrong method on a path still gets that path's owner's shape."""
     endpoint = request.endpoint
-    if request.path.startswith("/v1/models") and ":" not in request.path:
+    path = unquote(request.path)
+    if path == "/v1/models/":  # no id: the OpenAI surface's /v1/ catch-all answers
+        return "openai"
+    if path.startswith("/v1/models") and not re.fullmatch(r"/v1/models/.+:[a-zA-Z]+", path, re.DOTALL):
         if "x-goog-api-key" in request.headers or "key" in request.query:
             return "gemini"
         if "anthropic-version" in request.headers or "x-api-key" in request.headers:
