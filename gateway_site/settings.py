@@ -226,6 +226,9 @@ BODY_READ_TIMEOUT = env_float("GATEWAY_BODY_READ_TIMEOUT", 30.0)
 
 UPSTREAM_CONNECT_TIMEOUT = env_float("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", 10.0)
 UPSTREAM_READ_TIMEOUT = env_float("GATEWAY_UPSTREAM_READ_TIMEOUT", 300.0)
+# From sending a request until the upstream's answer starts (status line and headers): an upstream
+# that accepts and then says nothing is given up on after this, not after the read timeout.
+UPSTREAM_FIRST_BYTE_TIMEOUT = env_float("GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT", 120.0)
 # Upstream calls open at once per process (streams included); past it a call gets 503 at once.
 UPSTREAM_MAX_CONNECTIONS = env_int("GATEWAY_UPSTREAM_MAX_CONNECTIONS", 4000, minimum=1)
 UPSTREAM_TRANSPORT = env_str("GATEWAY_UPSTREAM_TRANSPORT", "aiohttp")
