@@ -316,6 +316,18 @@ if ACCESS_LOG_FILE:
     _access_handlers.append("access_file")
 LOGGING["loggers"]["gateway.access"] = {"handlers": _access_handlers, "level": "INFO", "propagate": False}
 
+# --- Tracing (proxy_app/ops/tracing.py): OpenTelemetry, on only when an OTLP endpoint is given. The
+# SDK reads the other OTEL_* variables itself (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, OTEL_SERVICE_NAME...).
+OTEL_ENABLED = bool(env_str("OTEL_EXPORTER_OTLP_ENDPOINT")) and not env_bool("OTEL_SDK_DISABLED", False)
+if OTEL_ENABLED:
+    try:
+        import opentelemetry.exporter.otlp.proto.http  # noqa: F401
+        import opentelemetry.sdk  # noqa: F401
+    except ImportError:
+        raise ImproperlyConfigured(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is not installed: pip install -e '.[otel]'"
+        ) from None
+
 # --- Chat sessions (the earlier session proxies' /start_chat, /v1/sessions, ws/chat/: proxy_app/chat/sessions.py)
 # History entries (one user message or one answer each) kept per session; older ones are dropped
 # first, the system instruction always stays.

@@ -33,7 +33,7 @@ from proxy_app.core import context, hub
 from proxy_app.core.context import CallContext
 from proxy_app.core.errors import GatewayError, UpstreamError
 from proxy_app.ledger import quota, usage
-from proxy_app.ops import observability
+from proxy_app.ops import observability, tracing
 from proxy_app.upstreams import UpstreamClient, client_for
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,8 @@ async def _open_route(
     ctx.requested_model = model
     route = await routing.resolve(model, identity)
     ctx.upstream_name, ctx.upstream_model = route.upstream.name, route.upstream_model
+    if ctx.otel is not None:
+        tracing.routed(ctx, route.upstream.kind)
     if prompt_estimate is not None:
         ctx.admission = await quota.admit(
             identity,
@@ -143,6 +145,8 @@ def _cancelled(ctx: CallContext) -> tuple[int, str]:
 
 async def _chat(req: hub.ChatRequest, client: UpstreamClient, ctx: CallContext) -> hub.ChatResponse:
     resp = await _answer(ctx, client.chat(req), hub.estimate_prompt_tokens(req.messages))
+    if ctx.otel is not None:
+        tracing.note_reply(ctx, resp)
     failed = next((c for c in resp.choices if c.finish_reason == "error"), None)
     if failed is not None:
         err = UpstreamError(failed.finish_message or MALFORMED_CALL, code="malformed_function_call")
@@ -190,6 +194,8 @@ async def forward(native: Native, identity: KeyIdentity, ctx: CallContext) -> di
         choices=native.choices,
     )
     reply = await _answer(ctx, native.send(client, route.upstream_model), native.prompt_estimate or 0)
+    if ctx.otel is not None:
+        tracing.note_reply(ctx, reply)
     usage.record(ctx, status=200, usage=native.usage_of(reply))
     return reply
 
@@ -238,6 +244,8 @@ async def _tally_stream(
 ) -> AsyncIterator[Any]:
     """Wait for the first event (so early failures are plain HTTP errors), then stream with a tally."""
     ctx.streamed = True
+    if ctx.otel is not None:
+        probe = tracing.watching(ctx, probe)
     try:
         first = await anext(events)
     except StopAsyncIteration:

@@ -34,6 +34,7 @@ class CallContext:
     first_token_at: float | None = None
     recorded: bool = False
     admission: Any = None  # proxy_app.ledger.quota.Admission once the request was admitted
+    otel: Any = None  # proxy_app.ops.tracing.OpenSpan while the request's span is open (tracing on)
 
     def mark_first_token(self) -> None:
         if self.first_token_at is None:
