@@ -19,6 +19,19 @@ if [ ! -x "$CLI_DIR/node_modules/.bin/gemini" ]; then
   fi
 fi
 
+# The SSO test runs a real OpenID Connect provider (npm's oidc-provider, pinned) in tests/oidc/provider.mjs.
+OIDC_DIR=.cache/oidc-provider
+if [ ! -d "$OIDC_DIR/node_modules/oidc-provider" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "== installing oidc-provider@9.13.3 into $OIDC_DIR (for tests/test_sso.py)"
+    mkdir -p "$OIDC_DIR"
+    npm install --prefix "$OIDC_DIR" --no-audit --no-fund --silent oidc-provider@9.13.3 \
+      || echo "could not install oidc-provider: the SSO test will be skipped"
+  else
+    echo "npm not found: the SSO test will be skipped"
+  fi
+fi
+
 # The browser tests drive Debian's Chromium (no browser download); install it when we can.
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -36,8 +36,8 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 class Gateway:
     """The documented launcher; `server`/`workers` as its --server/--workers flags."""
 
-    def __init__(self, env: dict[str, str], server: str = "uvicorn", workers: int = 1) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], server: str = "uvicorn", workers: int = 1, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [
