@@ -110,6 +110,9 @@ def test_sso_login_gives_admins_the_admin_and_members_only_their_page(migrated, 
         admin = carol.get(f"{server.url}/admin/", follow_redirects=False)
         assert admin.status_code == 302 and "/admin/login/" in admin.headers["location"]
 
+        refused = httpx.get(f"{server.url}/oidc/callback/?error=access_denied", follow_redirects=True)
+        assert refused.url.path == "/accounts/login/" and 'id="sso-failed"' in refused.text  # said, not a 500
+
         again = _log_in(server.url, issuer, "carol", "/accounts/login/?next=/account/")  # linked, not duplicated
         assert again.landed.url.path == "/account/"
     finally:
