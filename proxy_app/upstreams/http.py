@@ -19,7 +19,7 @@ import weakref
 import httpx
 from django.conf import settings
 
-from proxy_app.ops import detail_log
+from proxy_app.ops import detail_log, tracing
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 _transport: httpx.AsyncBaseTransport | None = None
@@ -139,6 +139,8 @@ def _new_client() -> httpx.AsyncClient:
     transport = CappedTransport(
         _transport or _network_transport(), settings.UPSTREAM_MAX_CONNECTIONS, settings.UPSTREAM_FIRST_BYTE_TIMEOUT
     )
+    if tracing.on:  # one span per upstream call, traceparent on it (decided per client, not per call)
+        transport = tracing.TracedTransport(transport)
     client = httpx.AsyncClient(
         timeout=timeout,
         transport=transport,
