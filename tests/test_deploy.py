@@ -91,6 +91,10 @@ class Nginx:
             assert time.monotonic() < deadline, "nginx did not answer /health"
             time.sleep(0.1)
 
+    def workers(self) -> set[int]:
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        return {int(pid) for pid in children}
+
     def access_log(self) -> str:
         return (self.root / "logs" / "access.log").read_text()
 
@@ -194,6 +198,8 @@ def test_sdks_stream_through_nginx_unbuffered_and_static_files_come_from_nginx(s
     assert css.status_code == 200 and "body" in css.text
     assert "x-request-id" not in css.headers  # nginx's alias answered, not the app (which adds one)
     assert httpx.get(f"{url}/openapi.json").json()["openapi"].startswith("3.1")
+    assert httpx.get(f"{url}/metrics").status_code == 403  # scraped per process, never through nginx
+    assert httpx.get(f"{stack['gateways'][0].url}/metrics").status_code == 200
     log = stack["nginx"].access_log()
     assert "key=" not in log and key not in log
     for gateway in stack["gateways"]:  # nginx spread the requests over both processes
@@ -254,6 +260,28 @@ def test_websocket_chat_through_nginx(stack):
             return done
 
     assert asyncio.run(talk())["text"] == "Hello from fake Gemini: one two three four five"
+
+
+def test_nginx_reload_mid_stream_keeps_the_stream(stack):
+    """`nginx -s reload` (new config, new workers; the old ones finish what they serve)."""
+    proxy = stack["nginx"]
+    body = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}], "stream": True}
+    headers = {"authorization": f"Bearer {stack['key']}"}
+    lines = []
+    workers = proxy.workers()
+    with httpx.stream("POST", f"{proxy.url}/v1/chat/completions", json=body, headers=headers, timeout=30) as resp:
+        for line in resp.iter_lines():
+            if line.startswith("data:"):
+                lines.append(line)
+                if len(lines) == 2:
+                    reload = [NGINX, "-p", str(proxy.root), "-c", str(proxy.root / "nginx.conf"), "-s", "reload"]
+                    assert subprocess.run(reload, capture_output=True).returncode == 0
+    assert lines[-1] == "data: [DONE]" and len(lines) > 10
+    assert httpx.get(f"{proxy.url}/health").status_code == 200  # the new workers answer
+    deadline = time.monotonic() + 10
+    while workers & proxy.workers():  # the old worker leaves once its stream is done
+        assert time.monotonic() < deadline, "the reload left the old nginx worker running"
+        time.sleep(0.1)
 
 
 def test_sigterm_to_one_process_mid_load_loses_no_usage_row(stack):
