@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -163,6 +164,17 @@ def stack(tmp_path_factory):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+LOG_LINE = re.compile(r'"[A-Z]+ \S+" (?P<status>\d{3}) .* up=(?P<upstream>.*) ups=.* rid=(?P<rid>\S*)$')
+
+
+def log_fields(line: str) -> tuple[int, str, str]:
+    """(status, upstream that answered, request id) of a line in deploy/nginx-gateway.conf's format.
+    A request nginx passed on to the next process lists both ("A, B"): the last one answered."""
+    match = LOG_LINE.search(line)
+    assert match, f"not the llm_gateway log format: {line!r}"
+    return int(match["status"]), match["upstream"].split(", ")[-1], match["rid"]
+
+
 def usage_rows(db_url: str) -> list[tuple[str, int]]:
     import psycopg
 
@@ -232,8 +244,13 @@ def test_rpm_holds_exactly_across_both_processes(stack):
                 )
             )
 
+    before = len(stack["nginx"].access_log().splitlines())
     statuses = sorted(r.status_code for r in asyncio.run(burst()))
     assert statuses == [200] * RPM + [429] * (2 * RPM), statuses
+    burst = [log_fields(line) for line in stack["nginx"].access_log().splitlines()[before:]]
+    for gateway in stack["gateways"]:  # both processes answered part of the burst: the count is shared
+        served = [status for status, upstream, _rid in burst if upstream == f"127.0.0.1:{gateway.port}"]
+        assert len(served) >= RPM, (gateway.port, burst)
 
 
 def test_websocket_chat_through_nginx(stack):
@@ -331,9 +348,10 @@ def test_sigterm_to_one_process_mid_load_loses_no_usage_row(stack):
     assert not missing, f"{len(missing)} answered requests without exactly one usage row: {missing[:5]}"
     # The signal did land mid-load: the victim still had requests open (they finished in its grace
     # period), and requests sent after it went to the survivor.
-    by_rid = {
-        line.rsplit("rid=", 1)[1]: line for line in stack["nginx"].access_log().splitlines() if "rid=deploy-" in line
-    }
-    on_victim = [r for r in results if f"127.0.0.1:{victim.port}" in by_rid[r[1]]]
+    lines = stack["nginx"].access_log().splitlines()
+    by_rid = {rid: upstream for _status, upstream, rid in map(log_fields, lines) if rid.startswith("deploy-")}
+    on_victim = [r for r in results if by_rid[r[1]] == f"127.0.0.1:{victim.port}"]
     assert any(ended > signalled[0] for *_, ended in on_victim), "no request was open on the victim at SIGTERM"
     assert len(on_victim) < count, "the survivor took none of the load"
+    passed_on = [line for line in lines if "rid=deploy-" in line and ", " in line.split("up=", 1)[1]]
+    print(f"{len(on_victim)} of {count} answered by the stopped process, {len(passed_on)} passed on by nginx")
