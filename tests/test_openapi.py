@@ -30,7 +30,7 @@ METHODS = ("get", "post", "delete")
 
 def sample(path: str) -> str:
     """A concrete URL for a documented path template ({key_id} must be a number)."""
-    return re.sub(r"\{(\w+)\}", lambda m: "7" if m.group(1).endswith("_id") and "key" in m.group(1) else "m-1", path)
+    return re.sub(r"\{(\w+)\}", lambda m: "7" if m.group(1) == "key_id" else "m-1", path)
 
 
 def site_routes() -> dict[str, object]:
