@@ -65,6 +65,8 @@ def test_served_without_a_key_and_valid_openapi_3_1():
     assert spec["openapi"].startswith("3.1.")
     validate(spec, cls=OpenAPIV31SpecValidator)  # raises with the failing part named
     assert spec == openapi.document()
+    ids = [op["operationId"] for item in spec["paths"].values() for op in item.values() if "operationId" in op]
+    assert len(ids) == len(set(ids)), "operationIds must be unique"
 
 
 def test_every_route_is_documented_and_every_documented_path_exists():
