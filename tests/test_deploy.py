@@ -218,6 +218,21 @@ def test_sdks_stream_through_nginx_unbuffered_and_static_files_come_from_nginx(s
         assert f"127.0.0.1:{gateway.port}" in log
 
 
+def test_only_the_proxys_forwarded_for_counts(stack):
+    """nginx overwrites X-Forwarded-For with the address it saw, and the gateway believes it only
+    because nginx is in GATEWAY_TRUSTED_PROXIES: a client cannot claim an address through the proxy."""
+    url, env = stack["nginx"].url, stack["env"]
+    here = manage(env, "issue_token", "team", "--name", "here", "--allow-ip", "127.0.0.1").stdout.split()[-1]
+    far = manage(env, "issue_token", "team", "--name", "far", "--allow-ip", "203.0.113.9").stdout.split()[-1]
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    forged = {"x-forwarded-for": "203.0.113.9"}
+    ok = httpx.post(f"{url}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {here}", **forged})
+    assert ok.status_code == 200, ok.text  # the client is 127.0.0.1 (nginx's word), whatever it claims
+    refused = httpx.post(f"{url}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {far}", **forged})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "ip_not_allowed"
+    assert far not in refused.text
+
+
 def _clear_of_minute_end() -> None:
     """rpm counts per clock minute: start a burst well inside one."""
     second = datetime.now(UTC).second
