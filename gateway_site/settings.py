@@ -249,6 +249,7 @@ GEMINI_API_KEY = env_str("GEMINI_API_KEY")
 GEMINI_BASE_URL = env_url("GEMINI_BASE_URL", "https://generativelanguage.googleapis.com", ("http", "https"))
 
 MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024)
+MAX_HEADER_BYTES = env_int("GATEWAY_MAX_HEADER_BYTES", 64 * 1024, minimum=1024)
 # Django's own cap must not fire first: the proxy views enforce MAX_BODY_BYTES themselves (413).
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES + 1
 # A client that stops sending its body for this long gets 408 (a stalled body holds nothing longer).

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from adrf.views import APIView
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from rest_framework.response import Response
@@ -99,6 +100,12 @@ def error_response(dialect: Dialect, err: GatewayError) -> HttpResponse:
     return json_response(dialect.build_error(err), status=err.status, headers=headers)
 
 
+def _header_bytes(request: HttpRequest) -> int:
+    """Names and values of the request's headers, as they came (ASGI requests; others: 0)."""
+    scope = getattr(request, "scope", None)
+    return sum(len(name) + len(value) for name, value in scope["headers"]) if scope else 0
+
+
 async def serve(
     request: HttpRequest, dialect: Dialect, endpoint: str, operation: Operation, kwargs: dict | None = None
 ) -> HttpResponse:
@@ -108,6 +115,12 @@ async def serve(
         tracing.begin(ctx, request.headers)
     trace = None
     try:
+        if _header_bytes(request) > settings.MAX_HEADER_BYTES:  # before anything reads them (the key)
+            raise InvalidRequest(
+                f"The request headers are larger than the limit of {settings.MAX_HEADER_BYTES} bytes.",
+                code="request_header_fields_too_large",
+                status=431,
+            )
         try:
             identity = await authenticate_secret(dialect.credentials(request))
         except AuthFailure as exc:
