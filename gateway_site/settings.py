@@ -119,9 +119,25 @@ INSTALLED_APPS = [
     "rest_framework",
     "channels",
     "axes",
+    "auditlog",
     "accounts",
     "proxy_app",
 ]
+
+# The audit log (django-auditlog): every change of these rows, by the admin, the member page or a
+# command, with who, when and each field's before → after. Secrets are never tracked: key hashes and
+# encrypted upstream keys are excluded (and `last_used_at`, which the usage writer bumps).
+AUDITLOG_INCLUDE_TRACKING_MODELS = (
+    {"model": "accounts.apikey", "exclude_fields": ["secret_hash", "last_used_at"]},
+    {"model": "accounts.limits", "exclude_fields": ["updated_at"]},
+    {"model": "proxy_app.upstream", "exclude_fields": ["api_key_encrypted"]},
+    "proxy_app.modelmapping",
+    {"model": "proxy_app.modelprice", "exclude_fields": ["updated_at"]},
+    "proxy_app.logsettings",
+    {"model": "proxy_app.usagepolicy", "exclude_fields": ["updated_at"]},
+)
+AUDITLOG_STORE_JSON_CHANGES = True  # before/after keep their types (None, numbers) in `changes`
+AUDITLOG_USE_FK_STRING_REPRESENTATION = True  # a mapping's upstream by name, not by id
 
 # Proxy routes skip the admin-only middlewares entirely (no thread hops on the hot path,
 # libraries.md finding 2); see gateway_site/middleware.py.
