@@ -1,0 +1,110 @@
+"""export_config: the database's configuration as the data apply_config reads (no secrets).
+
+Upstreams (their API key only as `api_key_env`; a key stored encrypted is neither exported nor
+touched by applying the file again), model mappings, prices, users (never passwords), limits and
+settings; with `keys=True` also keys' metadata (never secrets or hashes) and keys' limits. Rows are
+sorted by their identity and fields left at "none" are left out (TOML has no null), so the output
+is stable: export → apply on an empty database → export gives the same text.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from accounts.models import ApiKey, Limits
+from proxy_app.models import LogSettings, ModelMapping, ModelPrice, Upstream, UsagePolicy
+
+
+def number(value: Decimal) -> int | float:
+    """A price or budget as a plain TOML/YAML number (at most 4 decimals, so float is exact enough)."""
+    value = Decimal(value).normalize()
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def export_data(*, keys: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {"settings": _settings()}
+    sections = {
+        "upstreams": [_upstream(u) for u in Upstream.objects.order_by("name")],
+        "users": [_user(u) for u in get_user_model().objects.order_by("username")],
+        "models": [_model(m) for m in ModelMapping.objects.select_related("upstream").order_by("alias")],
+        "prices": [_price(p) for p in ModelPrice.objects.order_by("model")],
+    }
+    if keys:
+        rows = ApiKey.objects.select_related("user").order_by("user__username", "name")
+        sections["keys"] = [_key(k) for k in rows]
+    limits = Limits.objects.select_related("user", "api_key__user")
+    if not keys:
+        limits = limits.filter(api_key__isnull=True)
+    sections["limits"] = sorted((_limits(row) for row in limits), key=_limits_order)
+    data.update({name: rows for name, rows in sections.items() if rows})
+    return data
+
+
+def _settings() -> dict[str, Any]:
+    log = LogSettings.objects.first()
+    found: dict[str, Any] = {"detailed_logging": bool(log and log.detailed_logging)}
+    days = UsagePolicy.objects.filter(pk=1).values_list("retention_days", flat=True).first()
+    if days is not None:
+        found["usage_retention_days"] = days
+    return found
+
+
+def _upstream(row: Upstream) -> dict[str, Any]:
+    found = {"name": row.name, "kind": row.kind, "base_url": row.base_url}
+    if row.api_key_env:
+        found["api_key_env"] = row.api_key_env
+    return found | {"enabled": row.enabled, "detailed_logging": row.detailed_logging}
+
+
+def _user(row) -> dict[str, Any]:
+    found = {"username": row.get_username()}
+    for field in ("email", "first_name", "last_name"):
+        if getattr(row, field):
+            found[field] = getattr(row, field)
+    return found | {"is_staff": row.is_staff, "is_superuser": row.is_superuser, "is_active": row.is_active}
+
+
+def _model(row: ModelMapping) -> dict[str, Any]:
+    found = {"alias": row.alias}
+    if row.upstream is not None:
+        found["upstream"] = row.upstream.name
+    return found | {"model": row.upstream_model, "hidden": row.hidden}
+
+
+def _price(row: ModelPrice) -> dict[str, Any]:
+    return {
+        "model": row.model,
+        "input_per_million": number(row.input_per_million),
+        "output_per_million": number(row.output_per_million),
+        "cached_input_per_million": number(row.cached_input_per_million),
+    }
+
+
+def _key(row: ApiKey) -> dict[str, Any]:
+    found: dict[str, Any] = {"user": row.user.get_username(), "name": row.name}
+    if row.allowed_models:
+        found["models"] = list(row.allowed_models)
+    if row.expires_at:
+        found["expires_at"] = row.expires_at.replace(microsecond=0)
+    return found | {"revoked": row.revoked_at is not None}
+
+
+def _limits(row: Limits) -> dict[str, Any]:
+    if row.is_default:
+        found: dict[str, Any] = {"default": True}
+    elif row.user_id:
+        found = {"user": row.user.get_username()}
+    else:
+        found = {"key": f"{row.api_key.user.get_username()}/{row.api_key.name}"}
+    for field in Limits.LIMIT_FIELDS:
+        value = getattr(row, field)
+        if value is not None:
+            found[field] = number(value) if field == "budget_usd" else value
+    return found
+
+
+def _limits_order(entry: dict) -> tuple:
+    return ("default" not in entry, "key" in entry, entry.get("user") or entry.get("key") or "")
