@@ -125,12 +125,15 @@ INSTALLED_APPS = [
 ]
 
 # The audit log (django-auditlog): every change of these rows, by the admin, the member page or a
-# command, with who, when and each field's before → after. Secrets are never tracked: key hashes and
-# encrypted upstream keys are excluded (and `last_used_at`, which the usage writer bumps).
+# command, with who, when and each field's before → after. Secrets never reach it: a key's hash and
+# an upstream's encrypted key are recorded only as "(set)" / "(none)" (accounts.audit.hide_secret),
+# so a replaced upstream key shows as a change without either value; `last_used_at` (bumped by the
+# usage writer) and `updated_at` are left out.
+_SECRET = {"mask_callable": "accounts.audit.hide_secret"}
 AUDITLOG_INCLUDE_TRACKING_MODELS = (
-    {"model": "accounts.apikey", "exclude_fields": ["secret_hash", "last_used_at"]},
+    {"model": "accounts.apikey", "exclude_fields": ["last_used_at"], "mask_fields": ["secret_hash"], **_SECRET},
     {"model": "accounts.limits", "exclude_fields": ["updated_at"]},
-    {"model": "proxy_app.upstream", "exclude_fields": ["api_key_encrypted"]},
+    {"model": "proxy_app.upstream", "mask_fields": ["api_key_encrypted"], **_SECRET},
     "proxy_app.modelmapping",
     {"model": "proxy_app.modelprice", "exclude_fields": ["updated_at"]},
     "proxy_app.logsettings",
@@ -148,6 +151,7 @@ MIDDLEWARE = [
     "gateway_site.middleware.admin_only_csrf",
     "gateway_site.middleware.admin_only_auth",
     "gateway_site.middleware.admin_only_messages",
+    "gateway_site.middleware.audit_actor",  # who made a change, for the audit log
     "gateway_site.middleware.admin_only_clickjacking",
     "gateway_site.middleware.admin_only_axes",  # last, as django-axes asks
 ]

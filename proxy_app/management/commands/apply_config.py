@@ -9,15 +9,15 @@ One transaction: a mistake anywhere (reported with its file line) leaves the dat
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from accounts import audit
+from accounts.audit import AuditedCommand
 from proxy_app.config.apply import apply_file
 from proxy_app.config.entries import ConfigError
 from proxy_app.config.fileformat import ConfigFileError
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Make the database match a TOML/YAML config file, in one transaction (see README: Config as code)."
 
     def add_arguments(self, parser):
@@ -31,8 +31,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         try:
-            with audit.command("apply_config"):
-                changes, warnings = apply_file(opts["file"], dry_run=opts["dry_run"], prune=opts["prune"])
+            changes, warnings = apply_file(opts["file"], dry_run=opts["dry_run"], prune=opts["prune"])
         except (ConfigError, ConfigFileError) as exc:
             raise CommandError(f"{exc}\nNothing was changed.") from None
         for warning in warnings:

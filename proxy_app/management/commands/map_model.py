@@ -1,11 +1,12 @@
 """Map a model alias clients send (e.g. gpt-4o) to an upstream model (e.g. gemini-2.5-flash)."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from accounts.audit import AuditedCommand
 from proxy_app.models import ModelMapping, Upstream
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Map ALIAS to UPSTREAM_MODEL on --upstream NAME (default: the GEMINI_API_KEY upstream)."
 
     def add_arguments(self, parser):
