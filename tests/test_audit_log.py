@@ -107,3 +107,18 @@ def test_apply_config_changes_are_attributed_to_it_and_a_dry_run_records_nothing
     (entry,) = LogEntry.objects.all()
     assert entry.additional_data == {"source": "command:apply_config"}
     assert entry.changes_dict["upstream_model"] == [None, "gemini-2.5-flash"]
+
+
+def test_a_member_page_change_is_recorded_with_the_member_as_actor(client, django_user_model):
+    alice = django_user_model.objects.create_user("alice", password="pw-alice-123")
+    client.force_login(alice)
+    created = client.post("/account/keys/new/", {"name": "phone"})
+    secret = created.context["secret"]
+    key = ApiKey.objects.get(name="phone")
+    assert client.post(f"/account/keys/{key.pk}/revoke/").status_code == 302
+    entries = list(LogEntry.objects.filter(content_type__model="apikey").order_by("pk"))
+    assert [e.action for e in entries] == [LogEntry.Action.CREATE, LogEntry.Action.UPDATE]
+    assert all(e.actor == alice and e.additional_data == {"source": "web"} for e in entries)
+    assert entries[0].changes_dict["secret_hash"] == ["(none)", "(set)"]
+    assert entries[1].changes_dict["revoked_at"][0] is None
+    assert secret not in every_entry_text() and key.secret_hash not in every_entry_text()
