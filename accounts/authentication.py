@@ -2,12 +2,14 @@
 
 Deliberately not a DRF authentication class: adrf runs those through Django's single
 thread-sensitive worker, which caps throughput (libraries.md finding 2). A hit costs a dict
-lookup; a miss costs one indexed query. Entries live `KEY_CACHE_SECONDS` (default 1 s), so a key
-revoked in any process stops working within that time everywhere.
+lookup; a miss costs one indexed query (the key's IP allow-list comes with the row, parsed once
+per entry). Entries live `KEY_CACHE_SECONDS` (default 1 s), so a key revoked in any process
+stops working within that time everywhere.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +20,7 @@ from django.utils import timezone
 
 from accounts.keys import hash_secret, looks_like_key
 from accounts.models import ApiKey
+from gateway_site.client_ip import in_networks, parse_ip
 from gateway_site.singleflight import SingleFlight
 
 
@@ -32,12 +35,18 @@ class KeyIdentity:
     allowed_models: tuple[str, ...]
     expires_at: datetime | None
     revoked: bool
+    allowed_networks: tuple = ()  # ip_network objects, parsed once per cache entry; empty: any address
 
     def is_usable(self, now: datetime) -> bool:
         return not self.revoked and (self.expires_at is None or self.expires_at > now)
 
     def allows(self, model: str) -> bool:
         return not self.allowed_models or model in self.allowed_models
+
+    def allows_address(self, client_ip: str) -> bool:
+        """The client address (gateway_site.client_ip) may use this key. With an allow-list, an
+        unknown address (a unix socket) is refused."""
+        return not self.allowed_networks or in_networks(parse_ip(client_ip), self.allowed_networks)
 
 
 class AuthFailure(Exception):
@@ -65,6 +74,7 @@ async def _load(secret_hash: str) -> KeyIdentity | None:
         allowed_models=tuple(row.allowed_models or ()),
         expires_at=row.expires_at,
         revoked=row.revoked_at is not None or not row.user.is_active,
+        allowed_networks=tuple(ipaddress.ip_network(n, strict=False) for n in row.allowed_ips or ()),
     )
 
 

@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
+
+from gateway_site.client_ip import parse_ip
+
+
+def normalize_networks(items) -> list[str]:
+    """IPs/CIDRs as given by an admin or a command -> their canonical CIDR texts ('10.1.2.3' ->
+    '10.1.2.3/32', '10.1.2.0/24' kept, host bits of '10.1.2.3/24' refused as a likely typo).
+    Raises ValidationError naming the bad entry."""
+    if isinstance(items, str):
+        items = [items]
+    if not isinstance(items, list | tuple):
+        raise ValidationError('a list of IP addresses or CIDRs, e.g. ["203.0.113.7", "10.0.0.0/8"]')
+    out: list[str] = []
+    for item in items:
+        text = str(item).strip()
+        try:
+            network = ipaddress.ip_network(text)
+        except ValueError as exc:
+            raise ValidationError(
+                f"{text!r} is not an IP address or CIDR (e.g. 203.0.113.7 or 10.0.0.0/8): {exc}"
+            ) from None
+        mapped = parse_ip(str(network.network_address)) if network.version == 6 else None
+        if mapped is not None and mapped.version == 4:  # ::ffff:a.b.c.d/128 means the IPv4 address
+            network = ipaddress.ip_network(f"{mapped}/{max(network.prefixlen - 96, 0)}")
+        if str(network) not in out:
+            out.append(str(network))
+    return out
+
+
+def validate_networks(value) -> None:
+    normalize_networks(value)
 
 
 class ApiKey(models.Model):
@@ -17,6 +50,14 @@ class ApiKey(models.Model):
     secret_hash = models.CharField(max_length=64, unique=True, editable=False)
     allowed_models = models.JSONField(
         default=list, blank=True, help_text="Model aliases this key may use; empty means all."
+    )
+    allowed_ips = models.JSONField(
+        "allowed client addresses",
+        default=list,
+        blank=True,
+        validators=[validate_networks],
+        help_text='IPs or CIDRs this key may be used from, e.g. ["203.0.113.7", "10.0.0.0/8"]; empty means any. '
+        "The client address is the socket peer, or the forwarded client behind GATEWAY_TRUSTED_PROXIES.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -1,7 +1,8 @@
 """The only writers of ApiKey and Limits rows: the admin, the member page, the chat page and the
 commands all call these (tests/test_one_writer.py checks it).
 
-Keys: issue_key / save_new_key, update_key, revoke_key (by prefix or name) / revoke_keys, delete_keys.
+Keys: issue_key / save_new_key, update_key, set_allowed_ips, find_key, revoke_key (by prefix or name) /
+revoke_keys, delete_keys.
 Limits: set_limits (the set_limits command), default_limits, save_limits, delete_limits.
 
 Outside this module only the usage writer touches ApiKey, to bump `last_used_at`
@@ -14,12 +15,13 @@ from datetime import datetime, timedelta
 
 from auditlog.models import LogEntry
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.keys import hash_secret, make_secret
-from accounts.models import ApiKey, Limits
+from accounts.models import ApiKey, Limits, normalize_networks
 
 
 class KeyServiceError(Exception):
@@ -33,16 +35,18 @@ def issue_key(
     models: list[str] | None = None,
     expires_days: int | None = None,
     expires_at: datetime | None = None,
+    allowed_ips: list[str] | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key for `user`; return it with its secret, which is never retrievable again.
 
     Expiry: `expires_at` (timezone-aware, may be in the past: an already-expired key), or
-    `expires_days` from now (0: expires now); neither: never."""
+    `expires_days` from now (0: expires now); neither: never. `allowed_ips`: IPs/CIDRs the key
+    may be used from (empty: any)."""
     if expires_at is not None and expires_days is not None:
         raise KeyServiceError("give an expiry date or a number of days, not both")
     if expires_at is not None and timezone.is_naive(expires_at):
         raise KeyServiceError("the expiry must carry a timezone")
-    key = ApiKey(user=user, name=name, allowed_models=list(models or []))
+    key = ApiKey(user=user, name=name, allowed_models=list(models or []), allowed_ips=_networks(allowed_ips or []))
     if expires_days is not None:
         key.expires_at = timezone.now() + timedelta(days=expires_days)
     elif expires_at is not None:
@@ -106,8 +110,33 @@ def revoke_keys(keys) -> int:
     return revoked
 
 
+def _networks(items: list[str]) -> list[str]:
+    try:
+        return normalize_networks(items)
+    except ValidationError as exc:
+        raise KeyServiceError(exc.messages[0]) from None
+
+
+def find_key(prefix_or_name: str) -> ApiKey:
+    """The one key with this prefix, or else this name (a name several users share is ambiguous)."""
+    keys = list(ApiKey.objects.select_related("user").filter(prefix=prefix_or_name))
+    keys = keys or list(ApiKey.objects.select_related("user").filter(name=prefix_or_name))
+    if not keys:
+        raise KeyServiceError(f"no key with prefix or name {prefix_or_name!r}")
+    if len(keys) > 1:
+        raise KeyServiceError(f"several keys are named {prefix_or_name!r}; name the key by its prefix instead")
+    return keys[0]
+
+
+def set_allowed_ips(key: ApiKey, allowed_ips: list[str]) -> ApiKey:
+    """Replace the key's IP allow-list (empty: any address); applies within GATEWAY_KEY_CACHE_SECONDS."""
+    key.allowed_ips = _networks(allowed_ips)
+    key.save(update_fields=["allowed_ips"])
+    return key
+
+
 def update_key(key: ApiKey) -> None:
-    """Save an existing key's edited fields (the admin's change form: name, models, expiry)."""
+    """Save an existing key's edited fields (the admin's change form: name, models, IPs, expiry)."""
     key.save()
 
 

@@ -5,6 +5,7 @@ proxy_app.edge, which runs their Django views without Django's per-request cycle
 WebSockets: ws/chat/ (the chat consumer, proxy_app.dialects.sessions.websocket), with Django's session cookie and
 user in the scope for the chat page; no origin-validator wrapper on purpose (it refuses
 non-browser clients; see the consumer).
+ClientIPASGI (gateway_site/client_ip.py), outermost, puts the real client address in the scope.
 GET /metrics is answered ahead of all that by proxy_app.observability.MetricsASGI, which also
 counts HTTP requests in flight.
 """
@@ -23,6 +24,7 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
 from gateway_site import logredact  # noqa: E402
+from gateway_site.client_ip import ClientIPASGI  # noqa: E402
 from gateway_site.middleware import RequestIdASGI, is_proxy_path  # noqa: E402
 from proxy_app.call.edge import ProxyEdge  # noqa: E402
 from proxy_app.ops.observability import MetricsASGI  # noqa: E402
@@ -44,6 +46,7 @@ async def lifespan(scope, receive, send):
     """ASGI lifespan (uvicorn, granian; daphne has none): at shutdown, after the server has let
     open requests finish (and cancelled those past its grace period), let the cancelled ones
     record their usage rows and give back their reservations, then write every queued row before the process exits."""
+    from proxy_app.call import health
     from proxy_app.core.writer import writer
     from proxy_app.ledger import counters
 
@@ -54,6 +57,7 @@ async def lifespan(scope, receive, send):
         elif message["type"] == "lifespan.shutdown":
             await proxy_edge.drain(timeout=3)  # their cleanup runs at once; a stuck one must not hold the exit
             await counters.settled(timeout=2)  # give-backs of cancelled reservations reach Redis
+            await health.settled(timeout=1)  # the last second's upstream attempt counts too
             await asyncio.to_thread(writer.flush)
             await send({"type": "lifespan.shutdown.complete"})
             return
@@ -63,10 +67,12 @@ from proxy_app.dialects.sessions.websocket import websocket_urlpatterns  # noqa:
 
 application = ProtocolTypeRouter(
     {
-        "http": RequestIdASGI(  # outermost: /metrics answers carry x-request-id too
-            MetricsASGI(ServeStaticASGI(django_http, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL))
+        "http": ClientIPASGI(  # outermost: everything after sees the real client (client_ip.py)
+            RequestIdASGI(  # /metrics answers carry x-request-id too
+                MetricsASGI(ServeStaticASGI(django_http, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL))
+            )
         ),
-        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        "websocket": ClientIPASGI(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         "lifespan": lifespan,
     }
 )

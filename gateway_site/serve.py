@@ -11,6 +11,8 @@
 - Server access logs are off: the gateway writes its own JSON access line per proxied request
   (logger gateway.access), with the key's public prefix only. Daphne, which always logs the full
   URL (Gemini clients may send `?key=`), has key values masked by the app (gateway_site/logredact.py).
+- X-Forwarded-For: every server's own handling stays off; the app trusts it only from
+  GATEWAY_TRUSTED_PROXIES (gateway_site/client_ip.py).
 - SIGTERM: stop accepting, let open requests and streams finish for up to
   GATEWAY_SHUTDOWN_GRACE_SECONDS, then flush the usage rows (the app's lifespan shutdown).
 """
@@ -42,15 +44,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=os.environ.get("GATEWAY_SERVER", "uvicorn"),
         help="ASGI server (default uvicorn)",
     )
-    parser.add_argument(
-        "--proxy-headers",
-        action="store_true",
-        help="trust X-Forwarded-For/-Proto from FORWARDED_ALLOW_IPS (behind a reverse proxy)",
-    )
+    parser.add_argument("--proxy-headers", action="store_true", help=argparse.SUPPRESS)  # replaced: see below
     parser.add_argument("app", nargs="?", default=APP, help=argparse.SUPPRESS)  # older command lines named it
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    if args.proxy_headers:  # the server's own X-Forwarded-For handling would bypass gateway_site/client_ip.py
+        parser.error(
+            "--proxy-headers is replaced by GATEWAY_TRUSTED_PROXIES=<proxy IPs/CIDRs> (X-Forwarded-For) "
+            "and GATEWAY_HTTPS=true (X-Forwarded-Proto)"
+        )
     return args
 
 
@@ -93,7 +96,7 @@ def run_uvicorn(args: argparse.Namespace) -> None:
         http="httptools",
         lifespan="on",
         access_log=False,
-        proxy_headers=args.proxy_headers,
+        proxy_headers=False,  # X-Forwarded-For is the app's to judge (GATEWAY_TRUSTED_PROXIES, client_ip.py)
         server_header=False,
         timeout_graceful_shutdown=grace_seconds(),
         log_level=os.environ.get("GATEWAY_SERVER_LOG_LEVEL", "info"),
@@ -122,7 +125,7 @@ def run_daphne(args: argparse.Namespace) -> None:
 
     # Daphne always logs the full URL; the app masks key values in it when it is imported
     # (gateway_site/logredact.py), under this launcher or daphne run directly.
-    argv = ["-b", args.bind, "-p", str(args.port), *(["--proxy-headers"] if args.proxy_headers else []), args.app]
+    argv = ["-b", args.bind, "-p", str(args.port), args.app]  # no --proxy-headers: see gateway_site/client_ip.py
     CommandLineInterface().run(argv)
 
 

@@ -106,6 +106,9 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
 SECURE_HSTS_SECONDS = env_int("GATEWAY_HSTS_SECONDS", 0, minimum=0)  # e.g. 31536000 once HTTPS is for good
 SESSION_COOKIE_HTTPONLY = True
+# Reverse proxies whose X-Forwarded-For is believed (IPs/CIDRs; empty: none). The real client
+# address (gateway_site/client_ip.py) feeds the access log, /metrics, login lockouts and key IP allow-lists.
+TRUSTED_PROXIES = env_networks("GATEWAY_TRUSTED_PROXIES")
 SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
 
 INSTALLED_APPS = [
@@ -135,6 +138,7 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
     {"model": "accounts.limits", "exclude_fields": ["updated_at"]},
     {"model": "proxy_app.upstream", "mask_fields": ["api_key_encrypted"], **_SECRET},
     "proxy_app.modelmapping",
+    "proxy_app.poolmember",
     {"model": "proxy_app.modelprice", "exclude_fields": ["updated_at"]},
     "proxy_app.logsettings",
     {"model": "proxy_app.usagepolicy", "exclude_fields": ["updated_at"]},
@@ -165,6 +169,7 @@ AXES_COOLOFF_TIME = env_float("GATEWAY_LOGIN_LOCKOUT_MINUTES", 15.0) / 60  # hou
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+AXES_CLIENT_IP_CALLABLE = "gateway_site.client_ip.request_ip"  # the real client, never a forged header
 
 # The admin's checks look for the session/auth/messages middlewares by name; they are there,
 # wrapped by admin_only_* above (as is axes' middleware, which axes.W002 looks for).
@@ -247,6 +252,14 @@ UPSTREAM_MAX_CONNECTIONS = env_int("GATEWAY_UPSTREAM_MAX_CONNECTIONS", 4000, min
 UPSTREAM_TRANSPORT = env_str("GATEWAY_UPSTREAM_TRANSPORT", "aiohttp")
 if UPSTREAM_TRANSPORT not in ("aiohttp", "httpx"):
     raise ImproperlyConfigured(f"GATEWAY_UPSTREAM_TRANSPORT must be 'aiohttp' or 'httpx', not {UPSTREAM_TRANSPORT!r}")
+
+# Upstream pools (proxy_app/call/failover.py): no new attempt starts this long after the request did;
+# a failed member cools down for its Retry-After, else BASE * 2^(failures in a row - 1) up to MAX seconds.
+POOL_FAILOVER_SECONDS = env_float("GATEWAY_POOL_FAILOVER_SECONDS", 60.0)
+POOL_COOLDOWN_BASE_SECONDS = env_float("GATEWAY_POOL_COOLDOWN_BASE_SECONDS", 1.0)
+POOL_COOLDOWN_MAX_SECONDS = env_float("GATEWAY_POOL_COOLDOWN_MAX_SECONDS", 300.0)
+# How long the gateway remembers which upstream made a Gemini thought signature (conversation affinity).
+POOL_AFFINITY_SECONDS = env_int("GATEWAY_POOL_AFFINITY_SECONDS", 86400, minimum=60)
 
 KEY_CACHE_SECONDS = env_float("GATEWAY_KEY_CACHE_SECONDS", 1.0)
 MAPPING_CACHE_SECONDS = env_float("GATEWAY_MAPPING_CACHE_SECONDS", 2.0)

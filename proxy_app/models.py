@@ -26,6 +26,15 @@ class Upstream(models.Model):
     detailed_logging = models.BooleanField(
         default=False, help_text="Write every request's four stages to the detail log (debugging translations)."
     )
+    max_concurrent = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most calls open at once on this upstream's key (empty: no cap)."
+    )
+    rpm = models.PositiveIntegerField(
+        "requests per minute", null=True, blank=True, help_text="Calls per minute on this upstream's key."
+    )
+    tpm = models.PositiveIntegerField(
+        "tokens per minute", null=True, blank=True, help_text="Tokens per minute on this upstream's key."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -45,7 +54,24 @@ class Upstream(models.Model):
 
 
 class ModelMapping(models.Model):
+    """An alias clients send; where it goes is its pool of members (PoolMember, at least one)."""
+
     alias = models.CharField(max_length=200, unique=True, help_text="The name clients send, e.g. gpt-4o.")
+    hidden = models.BooleanField(default=False, help_text="Routable, but left out of model lists.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["alias"]
+
+    def __str__(self) -> str:
+        return self.alias
+
+
+class PoolMember(models.Model):
+    """One upstream (and its model) an alias may be sent to. Lower priority numbers are tried
+    first; members of equal priority share the traffic by weight; the others are failovers."""
+
+    mapping = models.ForeignKey(ModelMapping, on_delete=models.CASCADE, related_name="members")
     upstream = models.ForeignKey(
         Upstream,
         null=True,
@@ -54,14 +80,20 @@ class ModelMapping(models.Model):
         help_text="Empty means the default Gemini upstream (GEMINI_API_KEY).",
     )
     upstream_model = models.CharField(max_length=200, help_text="e.g. gemini-2.5-flash")
-    hidden = models.BooleanField(default=False, help_text="Routable, but left out of model lists.")
-    created_at = models.DateTimeField(auto_now_add=True)
+    priority = models.PositiveSmallIntegerField(default=0, help_text="Lower is tried first.")
+    weight = models.PositiveSmallIntegerField(default=1, help_text="Share of traffic among equal priorities.")
 
     class Meta:
-        ordering = ["alias"]
+        ordering = ["priority", "-weight", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["mapping", "upstream"], name="pool_member_one_per_upstream"),
+            models.UniqueConstraint(
+                fields=["mapping"], condition=models.Q(upstream__isnull=True), name="pool_member_one_default"
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.alias} → {self.upstream_model}"
+        return f"{self.mapping.alias} → {self.upstream_model} on {self.upstream or 'default Gemini'}"
 
 
 class UsageRecord(models.Model):
@@ -93,6 +125,11 @@ class UsageRecord(models.Model):
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     detailed = models.BooleanField(default=False, help_text="A detail log was written for this request.")
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    attempts = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Upstream calls made for this request (more than one after failover; 0: none, "
+        "or a row from before upstream pools).",
+    )
 
     class Meta:
         ordering = ["-created_at"]

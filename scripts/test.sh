@@ -6,18 +6,22 @@ cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
 export GATEWAY_VAR_DIR=${GATEWAY_VAR_DIR:-$(mktemp -d)}
 
-# The Gemini CLI end-to-end test needs the real CLI (npm); pinned, installed once into .cache/.
-CLI_DIR=.cache/gemini-cli
-if [ ! -x "$CLI_DIR/node_modules/.bin/gemini" ]; then
-  if command -v npm >/dev/null 2>&1; then
-    echo "== installing @google/gemini-cli@0.61.0 into $CLI_DIR (for tests/test_gemini_cli.py)"
-    mkdir -p "$CLI_DIR"
-    npm install --prefix "$CLI_DIR" --no-audit --no-fund --silent @google/gemini-cli@0.61.0 \
-      || echo "could not install the Gemini CLI: its test will be skipped"
-  else
-    echo "npm not found: the Gemini CLI test will be skipped"
+# The coding-agent end-to-end tests need the real CLIs (npm); pinned, installed once into .cache/.
+install_cli() {  # install_cli DIR PACKAGE@VERSION BIN TEST
+  if [ ! -x "$1/node_modules/.bin/$3" ]; then
+    if command -v npm >/dev/null 2>&1; then
+      echo "== installing $2 into $1 (for $4)"
+      mkdir -p "$1"
+      npm install --prefix "$1" --no-audit --no-fund --silent "$2" \
+        || echo "could not install $2: $4 will be skipped"
+    else
+      echo "npm not found: $4 will be skipped"
+    fi
   fi
-fi
+}
+install_cli .cache/gemini-cli @google/gemini-cli@0.61.0 gemini tests/test_gemini_cli.py
+install_cli .cache/claude-code @anthropic-ai/claude-code@2.1.332 claude tests/test_claude_code.py
+install_cli .cache/codex @openai/codex@0.171.0 codex tests/test_codex_cli.py
 
 # The browser tests drive Debian's Chromium (no browser download); install it when we can.
 if ! command -v chromium >/dev/null 2>&1; then

@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 
 from accounts import authentication
-from proxy_app.call import routing
+from proxy_app.call import routing, signatures
 from proxy_app.core.writer import writer
 from proxy_app.upstreams import http as upstream_http
 from tests.fakes.gemini import FakeGemini
@@ -34,9 +34,11 @@ def free_port() -> int:
 def _fresh_caches():
     authentication.clear_cache()
     routing.clear_cache()
+    signatures.clear_cache()
     yield
     authentication.clear_cache()
     routing.clear_cache()
+    signatures.clear_cache()
 
 
 @pytest.fixture
@@ -133,7 +135,9 @@ class _Server:
     def __init__(self, app) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", proxy_headers=False
+        )  # as gateway_site.serve: X-Forwarded-For is judged by the app (gateway_site/client_ip.py)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -177,15 +181,26 @@ def openai_client(gateway_url, api_key, fake_gemini):
 
 @pytest.fixture
 def mapping(transactional_db):
-    """mapping(alias, upstream_model, **kw): create a ModelMapping on the default Gemini upstream."""
-    from proxy_app.models import ModelMapping
+    """mapping(alias, upstream_model, upstream=None, priority=0, weight=1, hidden=False): add a pool member
+    for `alias` (the default Gemini upstream unless `upstream` names one), creating the ModelMapping first."""
+    from proxy_app.models import ModelMapping, PoolMember
 
-    def _map(alias: str, upstream_model: str = "gemini-2.5-flash", upstream: str | None = None, **kwargs):
+    def _map(
+        alias: str,
+        upstream_model: str = "gemini-2.5-flash",
+        upstream: str | None = None,
+        *,
+        priority: int = 0,
+        weight: int = 1,
+        **kwargs,
+    ):
         from proxy_app.models import Upstream
 
-        if upstream:
-            kwargs["upstream"] = Upstream.objects.get(name=upstream)
-        m = ModelMapping.objects.create(alias=alias, upstream_model=upstream_model, **kwargs)
+        m, _ = ModelMapping.objects.get_or_create(alias=alias, defaults=kwargs)
+        target = Upstream.objects.get(name=upstream) if upstream else None
+        PoolMember.objects.create(
+            mapping=m, upstream=target, upstream_model=upstream_model, priority=priority, weight=weight
+        )
         routing.clear_cache()
         return m
 

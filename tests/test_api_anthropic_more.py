@@ -9,7 +9,8 @@ import anthropic
 import httpx
 import pytest
 
-from tests.anthropic_helpers import TOOLS, client  # noqa: F401 (fixture)
+from proxy_app.call import signatures
+from tests.anthropic_helpers import TOOLS, client, generate_requests  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -219,3 +220,37 @@ def test_a_claude_code_shaped_turn(gateway_url, api_key, fake_gemini, mapping, u
     }
     assert sent["json"]["systemInstruction"] == {"parts": [{"text": "You are Claude Code.\n\nBe careful."}]}
     assert usage_rows()[-1].dialect == "anthropic"
+
+
+@pytest.mark.parametrize("later", [False, True])
+def test_signature_of_a_call_without_thoughts_survives_the_next_turn(client, fake_gemini, settings, usage_rows, later):
+    # Claude Code sends the tool result ~150 ms after the call, sooner than the background writer
+    # stores the signature (the thinking block that would carry it exists only with thoughts);
+    # `later`: the row is written and this process's memory is gone (another worker answers).
+    settings.USAGE_FLUSH_SECONDS = 0.05 if later else 3
+    fake_gemini.script("tool_calls", calls=[("get_weather", {"city": "Lima"}, None)], text=None)
+    first = client.messages.create(
+        model="gemini-3-flash-preview", max_tokens=256, tools=TOOLS, messages=[{"role": "user", "content": "Lima?"}]
+    )
+    sent = generate_requests(fake_gemini)[-1]
+    (use,) = [b for b in first.content if b.type == "tool_use"]
+    assert not [b for b in first.content if b.type == "thinking"]
+    if later:
+        usage_rows()
+        signatures.clear_cache()
+    client.messages.create(
+        model="gemini-3-flash-preview",
+        max_tokens=256,
+        tools=TOOLS,
+        messages=[
+            {"role": "user", "content": "Lima?"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": use.id, "name": use.name, "input": use.input}],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "warm"}]},
+        ],
+    )
+    assert sent is not generate_requests(fake_gemini)[-1]
+    part = generate_requests(fake_gemini)[-1]["json"]["contents"][1]["parts"][0]
+    assert part["thoughtSignature"] not in (None, "skip_thought_signature_validator")

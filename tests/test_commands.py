@@ -98,9 +98,17 @@ def test_add_upstream_and_map_model(monkeypatch):
 
     run("map_model", "gpt-4o", "gemini-2.5-flash", "--upstream", "google")
     run("map_model", "internal", "gemini-2.5-pro", "--hidden")
-    assert ModelMapping.objects.get(alias="gpt-4o").upstream == up
+    assert [m.upstream for m in ModelMapping.objects.get(alias="gpt-4o").members.all()] == [up]
     assert ModelMapping.objects.get(alias="internal").hidden
-    assert "Re-mapped" in run("map_model", "gpt-4o", "gemini-2.5-pro")
+    assert "Re-mapped" in run("map_model", "gpt-4o", "gemini-2.5-pro", "--upstream", "google")
+    # Another upstream (here the default Gemini one) adds a pool member; the same one updates it.
+    assert "pool of 2" in run("map_model", "gpt-4o", "gemini-2.5-flash", "--priority", "1", "--weight", "3")
+    assert "Re-mapped" in run("map_model", "gpt-4o", "gemini-2.5-flash-lite", "--weight", "2")
+    pool = ModelMapping.objects.get(alias="gpt-4o").members.all()
+    members = [(m.upstream, m.upstream_model, m.priority, m.weight) for m in pool]
+    assert members == [(up, "gemini-2.5-pro", 0, 1), (None, "gemini-2.5-flash-lite", 1, 2)]
+    with pytest.raises(CommandError, match="at least 1"):
+        run("map_model", "gpt-4o", "gemini-2.5-flash", "--weight", "0")
     with pytest.raises(CommandError, match="no upstream named"):
         run("map_model", "x", "y", "--upstream", "nope")
 

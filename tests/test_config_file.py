@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 
 from accounts.models import ApiKey, Limits
 from accounts.services import issue_key, set_limits
-from proxy_app.models import LogSettings, ModelMapping, ModelPrice, Upstream, UsagePolicy
+from proxy_app.models import LogSettings, ModelMapping, ModelPrice, PoolMember, Upstream, UsagePolicy
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,12 +38,17 @@ def build_state() -> None:
     User = get_user_model()
     alice = User.objects.create_user("alice", email="alice@example.com", is_staff=True, password="pw-alice-123")
     User.objects.create_user("bob", is_active=False)
-    Upstream.objects.create(name="gem", kind="gemini", base_url="https://gemini.test", api_key_env="GEM_KEY")
+    gem = Upstream.objects.create(
+        name="gem", kind="gemini", base_url="https://gemini.test", api_key_env="GEM_KEY", rpm=100, max_concurrent=8
+    )
     stored = Upstream(name="deepseek", kind="openai", base_url="https://api.deepseek.test/v1", detailed_logging=True)
     stored.set_api_key(STORED_KEY)
     stored.save()
-    ModelMapping.objects.create(alias="gpt-4o", upstream_model="gemini-2.5-flash")
-    ModelMapping.objects.create(alias="ds", upstream=stored, upstream_model="deepseek-chat", hidden=True)
+    gpt = ModelMapping.objects.create(alias="gpt-4o")
+    PoolMember.objects.create(mapping=gpt, upstream_model="gemini-2.5-flash")
+    ds = ModelMapping.objects.create(alias="ds", hidden=True)  # a pool: two members, a failover
+    PoolMember.objects.create(mapping=ds, upstream=stored, upstream_model="deepseek-chat", weight=3)
+    PoolMember.objects.create(mapping=ds, upstream=gem, upstream_model="gemini-2.5-pro", priority=1)
     ModelPrice.objects.filter(model="gemini-2.5-pro").update(input_per_million=Decimal("1.5"))
     ModelPrice.objects.create(model="deepseek-chat", input_per_million="0.27", output_per_million="1.1")
     set_limits({"is_default": True}, {"rpm": 100, "budget_usd": Decimal("12.5")}, [])
@@ -54,7 +59,7 @@ def build_state() -> None:
 
 def wipe() -> None:
     """The configuration tables emptied: the database a fresh install without the seeded prices has."""
-    for model in (Limits, ApiKey, ModelMapping, Upstream, ModelPrice, LogSettings, UsagePolicy):
+    for model in (Limits, ApiKey, PoolMember, ModelMapping, Upstream, ModelPrice, LogSettings, UsagePolicy):
         model.objects.all().delete()
     get_user_model().objects.all().delete()
 
@@ -98,14 +103,14 @@ daily_tokens = 5000
     )
     out = run("apply_config", path, "--dry-run")
     assert out.splitlines() == [
-        "~ model gpt-4o: model gemini-2.5-flash → gemini-2.5-pro",
+        "~ model gpt-4o member (default Gemini upstream): model gemini-2.5-flash → gemini-2.5-pro",
         "+ price new-model: input_per_million=1; output_per_million=2; cached_input_per_million=0",
         "~ limits user alice: max_parallel 4 → (none); daily_tokens 2000000 → 5000",
         "Dry run: 3 change(s) shown, nothing written.",
     ]
     assert run("export_config") == before and LogEntry.objects.count() == entries
     assert run("apply_config", path).splitlines()[-1] == "Applied 3 change(s)."
-    assert ModelMapping.objects.get(alias="gpt-4o").upstream_model == "gemini-2.5-pro"
+    assert PoolMember.objects.get(mapping__alias="gpt-4o").upstream_model == "gemini-2.5-pro"
 
 
 def test_the_example_file_applies_on_a_fresh_database_and_again_changes_nothing():
@@ -128,7 +133,7 @@ BAD = [
     ),
     (
         '[[models]]\nalias = "a"\nmodel = "m"\n\n[[models]]\nalias = "a"\nmodel = "n"\n',
-        "gw.toml:5: models[2] (alias 'a'): listed twice (also at gw.toml:1)",
+        "gw.toml:5: models[2] (alias 'a'): listed twice (also at gw.toml:1)",  # same alias, same upstream
     ),
     (
         '[[prices]]\nmodel = "m"\ninput_per_million = -1\noutput_per_million = 1\n',
@@ -233,7 +238,29 @@ def test_prune_deletes_what_the_files_sections_do_not_list(tmp_path):
         "budget_usd = 12.5\n",
     )
     out = run("apply_config", path, "--prune")
-    assert "- model ds" in out and "- upstream deepseek" in out and "- limits user alice" in out
+    assert "- model ds" in out and "- upstream deepseek" in out and "- limits user alice" in out, out
     assert "price" not in out  # no [[prices]] section in the file: prices are left alone
     assert list(Upstream.objects.values_list("name", flat=True)) == ["gem"]
     assert get_user_model().objects.filter(username="bob").exists()  # users are never pruned
+
+
+def test_repeated_aliases_are_pool_members_and_the_file_lists_the_whole_pool(tmp_path):
+    Upstream.objects.create(name="ds", kind="openai", base_url="https://ds.test/v1")
+    pool = (
+        '[[models]]\nalias = "chat"\nupstream = "ds"\nmodel = "deepseek-chat"\nweight = 3\n\n'
+        '[[models]]\nalias = "chat"\nmodel = "gemini-2.5-flash"\npriority = 1\n'
+    )
+    out = run("apply_config", write(tmp_path, pool))
+    assert "+ model chat member ds: model=deepseek-chat; priority=0; weight=3" in out
+    members = PoolMember.objects.filter(mapping__alias="chat").order_by("priority")
+    assert [(m.upstream_id is None, m.upstream_model, m.priority, m.weight) for m in members] == [
+        (False, "deepseek-chat", 0, 3),
+        (True, "gemini-2.5-flash", 1, 1),
+    ]
+    assert run("apply_config", write(tmp_path, pool)).startswith("No changes")
+    only_ds = pool.split("\n\n")[0] + "\n"
+    assert "- model chat member (default Gemini upstream)" in run("apply_config", write(tmp_path, only_ds))
+    assert PoolMember.objects.filter(mapping__alias="chat").count() == 1
+    clash = only_ds + '\n[[models]]\nalias = "chat"\nmodel = "m"\nhidden = true\n'
+    with pytest.raises(CommandError, match=r"gw\.toml:10: models\[2\] \(alias 'chat'\): 'hidden' differs"):
+        run("apply_config", write(tmp_path, clash))

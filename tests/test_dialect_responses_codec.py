@@ -354,3 +354,82 @@ def test_images_in_call_outputs_follow_the_run_of_outputs():
     assert messages[1].text == "shot" and messages[3].parts[0].data == png and messages[4].text == "next"
     bad = {"type": "function_call_output", "call_id": "call_1", "output": [{"type": "input_audio"}]}
     assert rejected(parse_responses_request, {"model": "m", "input": [CALL, bad]}).param == "input[1].output[0].type"
+
+
+def test_namespace_tools_are_declared_joined_and_their_calls_name_the_namespace():
+    # Codex sends its sub-agent tools as {"type": "namespace", "name": "multi_agent_v1", "tools": [...]}.
+    space = {"type": "namespace", "name": "agents", "description": "Sub-agents.", "tools": [FN]}
+    parsed = parse(tools=[FN, space])
+    assert [t.name for t in parsed.chat.tools] == ["get_weather", "agents__get_weather"]
+    assert parsed.chat.tools[1].description.startswith("(agents: Sub-agents.)")
+    assert parsed.namespaces == {"agents__get_weather": ("agents", "get_weather")}
+    call = hub.ToolCall("c1", "agents__get_weather", {"city": "Lima"})
+    choice = hub.Choice(tool_calls=[call], finish_reason="tool_calls")
+    obj = build_response(hub.ChatResponse([choice], USAGE), "m", "r", 1, ECHO, namespaces=parsed.namespaces)
+    item = obj["output"][0]
+    assert (item["type"], item["name"], item["namespace"]) == ("function_call", "get_weather", "agents")
+    enc = ResponseStreamEncoder("m", "r", 1, ECHO, namespaces=parsed.namespaces)
+    evs = events(enc.encode(hub.StreamEvent([hub.ChoiceDelta(tool_calls=[call])])) + enc.finish(USAGE))
+    done = next(e for e in evs if e["type"] == "response.output_item.done")
+    assert (done["item"]["name"], done["item"]["namespace"]) == ("get_weather", "agents")
+    history = parse_responses_request(
+        {
+            "model": "m",
+            "input": [
+                {**CALL, "namespace": "agents"},
+                {"type": "function_call_output", "call_id": "call_1", "output": "ok"},
+            ],
+        }
+    ).chat.messages
+    assert history[0].tool_calls[0].name == "agents__get_weather" and history[1].name == "agents__get_weather"
+    assert "agents__get_weather" not in {t.name for t in parse(tools=[FN]).chat.tools}
+    with pytest.raises(errors.InvalidRequest) as info:
+        parse(tools=[{"type": "web_search"}])
+    assert "web_search" in info.value.message and info.value.param == "tools[0].type"
+
+
+def test_client_tool_search_is_a_function_and_the_tools_it_loads_are_declared():
+    search = {
+        "type": "tool_search",
+        "execution": "client",
+        "description": "Find tools.",
+        "parameters": {"type": "object"},
+    }
+    parsed = parse(tools=[FN, search])
+    assert [t.name for t in parsed.chat.tools] == ["get_weather", "tool_search"] and parsed.search_tool == "tool_search"
+    call = hub.ToolCall("c1", "tool_search", {"query": "crm"})
+    choice = hub.Choice(tool_calls=[call], finish_reason="tool_calls")
+    obj = build_response(hub.ChatResponse([choice], USAGE), "m", "r", 1, ECHO, search="tool_search")
+    (item,) = obj["output"]
+    assert {k: item[k] for k in ("type", "call_id", "arguments", "execution")} == {
+        "type": "tool_search_call",
+        "call_id": "c1",
+        "arguments": {"query": "crm"},
+        "execution": "client",
+    }
+    enc = ResponseStreamEncoder("m", "r", 1, ECHO, search="tool_search")
+    evs = events(enc.encode(hub.StreamEvent([hub.ChoiceDelta(tool_calls=[call])])) + enc.finish(USAGE))
+    assert [e["type"] for e in evs][2:] == [
+        "response.output_item.added",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    crm = {"type": "namespace", "name": "crm", "description": "CRM.", "tools": [{**FN, "name": "find"}]}
+    later = parse_responses_request(
+        {
+            "model": "m",
+            "tools": [search],
+            "input": [
+                {"type": "tool_search_call", "call_id": "c1", "arguments": {"query": "crm"}, "execution": "client"},
+                {"type": "tool_search_output", "call_id": "c1", "execution": "client", "tools": [crm]},
+            ],
+        }
+    )
+    assert [t.name for t in later.chat.tools] == ["tool_search", "crm__find"]
+    assert later.namespaces == {"crm__find": ("crm", "find")}
+    assert later.chat.messages[0].tool_calls[0].arguments == {"query": "crm"}
+    assert (later.chat.messages[1].name, later.chat.messages[1].text) == (
+        "tool_search",
+        '{"loaded_tools":["crm__find"]}',
+    )
+    assert rejected(lambda tools: parse(tools=tools), [{"type": "tool_search"}]).param == "tools[0].execution"

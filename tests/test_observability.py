@@ -27,6 +27,7 @@ ACCESS_FIELDS = {
     "ts",
     "event",
     "request_id",
+    "client_ip",
     "user_id",
     "key_prefix",
     "dialect",
@@ -46,6 +47,7 @@ ACCESS_FIELDS = {
     "ttft_ms",
     "streamed",
     "disconnected",
+    "attempts",
 }
 
 
@@ -124,6 +126,7 @@ def test_access_line_has_every_field_and_no_secret(gateway_url, api_key, fake_ge
         "ts": line["ts"],
         "event": "request",
         "request_id": "req-obs-1",
+        "client_ip": "127.0.0.1",
         "user_id": row.user_id,
         "key_prefix": row.key_prefix,
         "dialect": "openai",
@@ -143,6 +146,7 @@ def test_access_line_has_every_field_and_no_secret(gateway_url, api_key, fake_ge
         "ttft_ms": None,
         "streamed": False,
         "disconnected": False,
+        "attempts": 1,
     }
     assert row.prompt_tokens > 0 and api_key.startswith(line["key_prefix"])
     assert abs(datetime.fromisoformat(line["ts"]) - datetime.now(UTC)).total_seconds() < 10
@@ -259,6 +263,7 @@ def fake_row(**changes) -> UsageRow:
         "ttft_ms": None,
         "cost_usd": Decimal(0),
         "detailed": False,
+        "attempts": 1,
     }
     return UsageRow(**{**row, **changes})
 

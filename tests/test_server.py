@@ -36,7 +36,9 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 class Gateway:
     """The documented launcher; `server`/`workers` as its --server/--workers flags."""
 
-    def __init__(self, env: dict[str, str], server: str = "uvicorn", workers: int = 1) -> None:
+    def __init__(self, env: dict[str, str], server: str = "uvicorn", workers: int = 1, log=None) -> None:
+        """`log`: a file for the server's output instead of a pipe (a pipe nobody reads while the
+        test runs fills up and blocks the server's next write)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
@@ -55,7 +57,7 @@ class Gateway:
             ],
             cwd=ROOT,
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.PIPE if log is None else log,
             stderr=subprocess.STDOUT,
             text=True,
         )
@@ -65,7 +67,7 @@ class Gateway:
                 httpx.get(f"{self.url}/health", timeout=20)
                 return
             except httpx.TransportError:
-                assert self.proc.poll() is None, self.proc.stdout.read()
+                assert self.proc.poll() is None, self.proc.stdout.read() if self.proc.stdout else "see the log"
                 assert time.monotonic() < deadline, "the gateway did not start"
                 time.sleep(0.1)
 

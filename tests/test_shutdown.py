@@ -45,19 +45,27 @@ def slow_fake():
         proc.wait(10)
 
 
-async def _streams(url: str, key: str, sigterm) -> list[tuple[bool, str]]:
-    """(completed with [DONE], last text seen) for each stream; SIGTERM once all have started."""
+MESSAGES = [{"role": "user", "content": PROMPT}]
+DIALECTS = {  # path, body, key header, the data line that ends a complete stream
+    "openai": ("/v1/chat/completions", {"messages": MESSAGES}, "authorization", "data: [DONE]"),
+    "anthropic": ("/v1/messages", {"messages": MESSAGES, "max_tokens": 500}, "x-api-key", "event: message_stop"),
+}
+
+
+async def _streams(url: str, key: str, sigterm, dialect: str) -> list[tuple[bool, str]]:
+    """(completed, last data line seen) for each stream; SIGTERM once all have started.
+    A stream the server ends must end cleanly: its body completes (no read error, no timeout)."""
+    path, extra, key_header, end = DIALECTS[dialect]
+    body = {"model": "gemini-2.5-flash", "stream": True, **extra}
+    headers = {key_header: f"Bearer {key}" if key_header == "authorization" else key}
     started = asyncio.Event()
     opened = 0
 
     async def one(client: httpx.AsyncClient) -> tuple[bool, str]:
         nonlocal opened
-        body = {"model": "gemini-2.5-flash", "stream": True, "messages": [{"role": "user", "content": PROMPT}]}
         lines: list[str] = []
         try:
-            async with client.stream(
-                "POST", f"{url}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"}
-            ) as resp:
+            async with client.stream("POST", f"{url}{path}", json=body, headers=headers) as resp:
                 assert resp.status_code == 200
                 async for line in resp.aiter_lines():
                     if line.startswith("data:"):
@@ -66,9 +74,11 @@ async def _streams(url: str, key: str, sigterm) -> list[tuple[bool, str]]:
                             if opened == STREAMS:
                                 started.set()
                         lines.append(line)
-        except httpx.HTTPError as exc:  # the stream was cut: what arrived last tells why
-            return False, lines[-1] if lines else type(exc).__name__
-        return bool(lines) and lines[-1] == "data: [DONE]", lines[-2] if len(lines) > 1 else ""
+        except httpx.HTTPError as exc:  # cut, or left hanging: not a clean end
+            return False, f"{type(exc).__name__} after {lines[-1] if lines else 'nothing'}"
+        if lines and lines[-1] == end:
+            return True, lines[-2]
+        return False, lines[-1] if lines else ""
 
     async with httpx.AsyncClient(timeout=20, limits=httpx.Limits(max_connections=STREAMS + 10)) as client:
         tasks = [asyncio.create_task(one(client)) for _ in range(STREAMS)]
@@ -85,11 +95,11 @@ def _rows(path) -> list[tuple]:
 
 
 @pytest.mark.parametrize(
-    ("delay", "grace", "finish"),
-    [(0.1, 20, True), (0.4, 1, False)],
-    ids=["streams_finish_within_the_grace", "streams_outlive_the_grace"],
+    ("delay", "grace", "finish", "dialect"),
+    [(0.1, 20, True, "openai"), (0.4, 1, False, "openai"), (0.4, 1, False, "anthropic")],
+    ids=["streams_finish_within_the_grace", "streams_outlive_the_grace", "anthropic_streams_outlive_the_grace"],
 )
-def test_sigterm_with_open_streams_records_every_row(migrated, tmp_path, slow_fake, delay, grace, finish):
+def test_sigterm_with_open_streams_records_every_row(migrated, tmp_path, slow_fake, delay, grace, finish, dialect):
     env = migrated(
         GEMINI_BASE_URL=slow_fake(delay),
         GEMINI_API_KEY="test-upstream-key",
@@ -98,14 +108,20 @@ def test_sigterm_with_open_streams_records_every_row(migrated, tmp_path, slow_fa
         GATEWAY_ACCESS_LOG_STDOUT="false",
     )
     key = manage(env, "issue_token", "sam", "--create-user").stdout.strip().splitlines()[-1]
-    server = Gateway(env)
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        server = Gateway(env, log=log)
+    signalled = []
 
     def sigterm() -> None:
         server.proc.send_signal(signal.SIGTERM)
+        signalled.append(time.monotonic())
 
-    results = asyncio.run(_streams(server.url, key, sigterm))
-    out, _ = server.proc.communicate(timeout=60)
-    (tmp_path / "server.log").write_text(out)
+    results = asyncio.run(_streams(server.url, key, sigterm, dialect))
+    server.proc.wait(timeout=60)
+    took = time.monotonic() - signalled[0]
+    out = log_path.read_text()
+    assert "Traceback" not in out, out[-4000:]
     rows = _rows(tmp_path / "gw.sqlite3")
     assert len(rows) == STREAMS, (len(rows), results[:3], out[-6000:].splitlines()[-60:])
     if finish:  # 20 events 0.1 s apart: all finish well inside the 20 s grace, billed in full
@@ -114,6 +130,9 @@ def test_sigterm_with_open_streams_records_every_row(migrated, tmp_path, slow_fa
         assert all(tokens > 0 for *_, tokens in rows)
     else:  # 8 s streams, 1 s grace: each is ended with an in-band error, and its row says so
         assert not any(done for done, _ in results)
-        assert all('"server_shutdown"' in last for _, last in results), results[:3]  # told in-band why
+        # Told in-band why, and the body ended cleanly (no read error, no timeout waiting for more).
+        assert all(last.startswith("data: ") and "shutting down" in last for _, last in results), results[:3]
+        # Grace, then the cancelled streams' cleanup and the flush (the lifespan gives them 3 s at most).
+        assert took < grace + 4, (took, out[-3000:])
         assert {(status, code) for status, code, _, _ in rows} == {(503, "server_shutdown")}
         assert all(tokens > 0 for *_, tokens in rows)  # what was streamed is billed

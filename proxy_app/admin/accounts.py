@@ -21,7 +21,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from accounts import services
-from accounts.models import ApiKey, Limits
+from accounts.models import ApiKey, Limits, normalize_networks
 from accounts.services import KeyServiceError, save_new_key
 
 LIST_USAGE_DAYS = 7  # the key list's usage columns
@@ -102,15 +102,22 @@ class ApiKeyForm(forms.ModelForm):
     allowed_models = forms.CharField(
         required=False, help_text="Comma-separated model aliases; empty allows every model."
     )
+    allowed_ips = forms.CharField(
+        label="Allowed client addresses",
+        required=False,
+        help_text="Comma-separated IPs or CIDRs the key may be used from (e.g. 203.0.113.7, 10.0.0.0/8); "
+        "empty allows any address. Behind a reverse proxy, set GATEWAY_TRUSTED_PROXIES so the real client counts.",
+    )
 
     class Meta:
         model = ApiKey
-        fields = ["user", "name", "allowed_models", "expires_at"]
+        fields = ["user", "name", "allowed_models", "allowed_ips", "expires_at"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["allowed_models"] = ", ".join(self.instance.allowed_models or [])
+            self.initial["allowed_ips"] = ", ".join(self.instance.allowed_ips or [])
 
     def clean(self):
         data = super().clean()
@@ -122,6 +129,11 @@ class ApiKeyForm(forms.ModelForm):
 
     def clean_allowed_models(self) -> list[str]:
         return [m.strip() for m in self.cleaned_data["allowed_models"].split(",") if m.strip()]
+
+    def clean_allowed_ips(self) -> list[str]:
+        return normalize_networks(
+            [i for i in self.cleaned_data["allowed_ips"].replace("\n", ",").split(",") if i.strip()]
+        )
 
 
 class KeyStatusFilter(admin.SimpleListFilter):
@@ -164,6 +176,7 @@ class ApiKeyAdmin(LimitsInlineWrites, admin.ModelAdmin):
         "user",
         "prefix",
         "status",
+        "usable_from",
         "expires_at",
         "created_at",
         "last_used_at",
@@ -223,6 +236,10 @@ class ApiKeyAdmin(LimitsInlineWrites, admin.ModelAdmin):
         if obj.revoked_at:
             return "revoked"
         return "active" if obj.is_usable(timezone.now()) else "expired"
+
+    @admin.display(description="usable from")
+    def usable_from(self, obj: ApiKey) -> str:
+        return ", ".join(obj.allowed_ips or []) or "any address"
 
     @admin.display(description=f"requests ({LIST_USAGE_DAYS} d)")
     def recent_requests(self, obj: ApiKey) -> str:

@@ -32,7 +32,16 @@ from proxy_app.admin.filters import (
     UserFilter,
 )
 from proxy_app.ledger import reports as dashboard
-from proxy_app.models import LogSettings, ModelMapping, ModelPrice, Upstream, UsageDaily, UsagePolicy, UsageRecord
+from proxy_app.models import (
+    LogSettings,
+    ModelMapping,
+    ModelPrice,
+    PoolMember,
+    Upstream,
+    UsageDaily,
+    UsagePolicy,
+    UsageRecord,
+)
 
 admin.site.site_header = "LLM gateway"
 admin.site.site_title = "LLM gateway admin"
@@ -49,7 +58,18 @@ class UpstreamForm(forms.ModelForm):
 
     class Meta:
         model = Upstream
-        fields = ["name", "kind", "base_url", "api_key", "api_key_env", "enabled", "detailed_logging"]
+        fields = [
+            "name",
+            "kind",
+            "base_url",
+            "api_key",
+            "api_key_env",
+            "enabled",
+            "detailed_logging",
+            "max_concurrent",
+            "rpm",
+            "tpm",
+        ]
 
     def save(self, commit=True):
         upstream = super().save(commit=False)
@@ -63,8 +83,39 @@ class UpstreamForm(forms.ModelForm):
 @admin.register(Upstream)
 class UpstreamAdmin(admin.ModelAdmin):
     form = UpstreamForm
-    list_display = ["name", "kind", "base_url", "key_source", "enabled", "detailed_logging"]
+    list_display = ["name", "kind", "base_url", "key_source", "enabled", "limits", "detailed_logging"]
     list_filter = ["kind", "enabled"]
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), **self._health()})
+
+    def _health(self) -> dict:
+        """Per upstream (the default Gemini one too): last error, cool-down, calls and error rate
+        over the last hour, from the health store every gateway process writes (proxy_app.call.health)."""
+        from asgiref.sync import async_to_sync
+        from django.conf import settings
+
+        from proxy_app.call import health
+
+        names = list(Upstream.objects.order_by("name").values_list("name", flat=True))
+        if settings.GEMINI_API_KEY and "gemini" not in names:
+            names.insert(0, "gemini")
+        try:
+            report = async_to_sync(health.report)(names)
+        except Exception as exc:  # the page still lists the upstreams
+            return {"upstream_health": [], "health_unavailable": f"{type(exc).__name__}: {exc}"}
+        rows = []
+        for h in report:
+            rate = None if h.error_rate is None else round(100 * h.error_rate, 1)
+            rows.append(
+                {
+                    **vars(h),
+                    "error_rate": rate,
+                    "cool_until": _utc(h.cool_until),
+                    "last_error_at": _utc((h.last_error or {}).get("at")),
+                }
+            )
+        return {"upstream_health": rows}
 
     @admin.display(description="API key")
     def key_source(self, obj: Upstream) -> str:
@@ -72,12 +123,39 @@ class UpstreamAdmin(admin.ModelAdmin):
             return f"from ${obj.api_key_env}"
         return "stored (encrypted)" if obj.api_key_encrypted else "none"
 
+    @admin.display(description="limits per key")
+    def limits(self, obj: Upstream) -> str:
+        found = [(obj.max_concurrent, "open"), (obj.rpm, "rpm"), (obj.tpm, "tpm")]
+        return ", ".join(f"{value} {unit}" for value, unit in found if value is not None) or "–"
+
+
+def _utc(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+class PoolMemberInline(admin.TabularInline):
+    """The alias's pool: lower priority first, equal priorities share by weight (README: Upstream pools)."""
+
+    model = PoolMember
+    extra = 0
+    min_num = 1
+    fields = ["upstream", "upstream_model", "priority", "weight"]
+
 
 @admin.register(ModelMapping)
 class ModelMappingAdmin(admin.ModelAdmin):
-    list_display = ["alias", "upstream_model", "upstream", "hidden"]
-    list_filter = ["upstream", "hidden"]
-    search_fields = ["alias", "upstream_model"]
+    list_display = ["alias", "pool", "hidden"]
+    list_filter = ["members__upstream", "hidden"]
+    search_fields = ["alias", "members__upstream_model"]
+    inlines = [PoolMemberInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("members__upstream")
+
+    @admin.display(description="pool (priority: upstream model on upstream ×weight)")
+    def pool(self, obj: ModelMapping) -> str:
+        members = obj.members.all()
+        return ", ".join(f"{m.priority}: {m.upstream_model} on {m.upstream or 'default'} ×{m.weight}" for m in members)
 
 
 @admin.register(ModelPrice)
@@ -115,6 +193,7 @@ CSV_COLUMNS = [
     ("client_disconnected", "client_disconnected"),
     ("latency_ms", "latency_ms"),
     ("ttft_ms", "ttft_ms"),
+    ("attempts", "attempts"),
 ]
 CSV_BATCH = 2000
 TOTALS_MAX_DAYS = timedelta(days=31)  # totals of a larger selection than CAP rows: at most this range

@@ -85,7 +85,13 @@ class ProxyEdge(ASGIHandler):
         watch = asyncio.create_task(_disconnected(receive))
         try:
             await asyncio.wait((view, watch), return_when=asyncio.FIRST_COMPLETED)
-        finally:  # also when the server cancels us (shutdown): never leave either task behind
+        except asyncio.CancelledError:
+            # Only the server cancels this task (a client leaving is seen by `watch`): its shutdown
+            # grace period is over. The view is ended below, which ends a stream in-band and records
+            # its usage; then this request is over, so the cancellation has done its job and goes no
+            # further (re-raised, the server would log a traceback per open request and cut it).
+            pass
+        finally:  # never leave either task behind
             leaving.client_left = watch.done()  # the client hung up; any other cancellation is the server's
             for task in (watch, view):  # the watcher first: it never raises unexpectedly
                 if not task.done():

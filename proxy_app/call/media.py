@@ -1,9 +1,14 @@
-"""Fetching http(s) image URLs into inline data, behind an SSRF guard.
+"""Fetching http(s) image URLs into inline data, behind an SSRF guard that DNS rebinding cannot pass.
 
-Every address the host resolves to must be public (not private, loopback, link-local, reserved,
-multicast) unless it lies in GATEWAY_IMAGE_FETCH_ALLOWED_NETWORKS. Redirects are not followed.
-Size (GATEWAY_IMAGE_FETCH_MAX_BYTES) and time (GATEWAY_IMAGE_FETCH_TIMEOUT) are capped.
-Residual risk, accepted: DNS could change between our check and httpx's own lookup (rebinding).
+The host name is resolved once, here. Every address it resolves to must be public (not private,
+loopback, link-local, reserved, multicast) unless it lies in GATEWAY_IMAGE_FETCH_ALLOWED_NETWORKS;
+then the connection is pinned to the first of those validated addresses: the request goes to an
+IP-literal URL, with the original Host header and, for https, the original name as TLS SNI and
+as the name the certificate is checked against (httpcore's `sni_hostname`). No second lookup
+happens, so a name that answers a public address to the check and 127.0.0.1 to the connection
+(rebinding) still reaches only the checked address. Redirects are not followed; no proxy is used
+(it would resolve the name itself). Size (GATEWAY_IMAGE_FETCH_MAX_BYTES) and time
+(GATEWAY_IMAGE_FETCH_TIMEOUT, the whole fetch, lookup included) are capped.
 """
 
 from __future__ import annotations
@@ -12,14 +17,14 @@ import asyncio
 import base64
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
 from django.conf import settings
 
 from proxy_app.core import hub
 from proxy_app.core.errors import InvalidRequest
-from proxy_app.upstreams.http import get_client
+from proxy_app.upstreams.http import get_media_client
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/heic", "image/heif")
 
@@ -40,10 +45,14 @@ async def fetch_image(url: str) -> tuple[str, bytes]:
     pieces = urlsplit(url)
     if pieces.scheme not in ("http", "https") or not pieces.hostname:
         raise InvalidRequest("image_url must be an http(s) URL or a data: URL", param="messages")
-    await _check_host(pieces.hostname, pieces.port or (443 if pieces.scheme == "https" else 80))
+    try:
+        port = pieces.port or (443 if pieces.scheme == "https" else 80)
+    except ValueError:  # a port out of range or not a number
+        raise InvalidRequest(f"the image URL {_safe(url)} has an invalid port", param="messages") from None
     try:
         async with asyncio.timeout(settings.IMAGE_FETCH_TIMEOUT):
-            return await _download(url)
+            address = await _checked_address(pieces.hostname, port)
+            return await _download(url, pieces, address, port)
     except TimeoutError:
         raise InvalidRequest(f"fetching the image at {_safe(url)} took too long", param="messages") from None
     except httpx.HTTPError as exc:
@@ -52,8 +61,16 @@ async def fetch_image(url: str) -> tuple[str, bytes]:
         ) from None
 
 
-async def _download(url: str) -> tuple[str, bytes]:
-    async with get_client().stream("GET", url, follow_redirects=False) as response:
+async def _download(
+    url: str, pieces: SplitResult, address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int
+) -> tuple[str, bytes]:
+    """GET the URL from `address` (validated) only: no name is resolved past this point."""
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    pinned = urlunsplit((pieces.scheme, f"{literal}:{port}", pieces.path or "/", pieces.query, ""))
+    host = pieces.netloc.rpartition("@")[2]  # as the client wrote it (port included), no userinfo
+    extensions = {"sni_hostname": pieces.hostname} if pieces.scheme == "https" else {}
+    request = get_media_client().stream("GET", pinned, headers={"host": host}, extensions=extensions)
+    async with request as response:
         if response.status_code != 200:
             raise InvalidRequest(f"the image at {_safe(url)} answered HTTP {response.status_code}", param="messages")
         mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -72,17 +89,23 @@ async def _download(url: str) -> tuple[str, bytes]:
         return mime, b"".join(chunks)
 
 
-async def _check_host(host: str, port: int) -> None:
+async def _checked_address(host: str, port: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Resolve `host` once; every address must pass the guard; the first is the one to connect to."""
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror:
+    except (socket.gaierror, UnicodeError):
         raise InvalidRequest(f"cannot resolve the image host {host!r}", param="messages") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
+    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]  # no IPv6 scope id
+    for address in addresses:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
         if not address.is_global and not _allow_listed(address):
             raise InvalidRequest(
                 f"image URLs pointing at private or local addresses are not allowed ({host})", param="messages"
             )
+    if not addresses:
+        raise InvalidRequest(f"cannot resolve the image host {host!r}", param="messages")
+    return addresses[0]
 
 
 def _allow_listed(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

@@ -12,7 +12,8 @@ Surfaces parse, call one entry once, and encode what it returns:
 `check_model` answers whether a model is routable (404/403) and which upstream kind serves it,
 without admitting a call: surfaces use it to choose between translating and passing through.
 Every entry records usage here for every outcome: success, upstream error, broken stream,
-client disconnect.
+client disconnect. Each admits once, then hands its upstream call (up to a stream's first event)
+to `failover.run`, which may try several members of the alias's pool; one usage row either way.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from django.conf import settings
 
 from accounts.authentication import KeyIdentity
 from gateway_site.singleflight import SingleFlight
-from proxy_app.call import media, routing, signatures
+from proxy_app.call import failover, health, media, routing, signatures
 from proxy_app.core import context, hub
 from proxy_app.core.context import CallContext
 from proxy_app.core.errors import GatewayError, UpstreamError
@@ -42,8 +43,7 @@ MALFORMED_CALL = "The model produced a malformed function call and could not fin
 
 async def check_model(model: str, identity: KeyIdentity, ctx: CallContext) -> routing.Route:
     """The route for `model` (404 unknown, 403 not allowed for this key), with nothing admitted."""
-    route, _ = await _open_route(model, identity, ctx)
-    return route
+    return await _open_route(model, identity, ctx)
 
 
 async def _open_route(
@@ -54,9 +54,10 @@ async def _open_route(
     prompt_estimate: int | None = None,
     max_tokens: int | None = None,
     choices: int = 1,
-) -> tuple[routing.Route, UpstreamClient]:
+) -> routing.Route:
     """Resolve the model (404/403 first), then, for a call that will reach the upstream
-    (`prompt_estimate` given), admit it against the key's and user's limits (429)."""
+    (`prompt_estimate` given), admit it against the key's and user's limits (429): once per
+    client request, however many pool members failover then tries."""
     ctx.requested_model = model
     route = await routing.resolve(model, identity)
     ctx.upstream_name, ctx.upstream_model = route.upstream.name, route.upstream_model
@@ -69,7 +70,14 @@ async def _open_route(
             request_id=ctx.request_id,
             choices=choices,
         )
-    return route, client_for(route.upstream)
+    return route
+
+
+def _worst_tokens(ctx: CallContext, prompt_estimate: int, max_tokens: int | None) -> int:
+    """What one call may use at most, for per-upstream token limits."""
+    if max_tokens is None:
+        max_tokens = output_cap(ctx) or settings.QUOTA_DEFAULT_MAX_TOKENS
+    return max(prompt_estimate, 0) + max_tokens
 
 
 def output_cap(ctx: CallContext, choices: int = 1) -> int | None:
@@ -97,26 +105,78 @@ async def _open_chat_route(req: hub.ChatRequest, identity: KeyIdentity, ctx: Cal
 
 
 async def run_chat(req: hub.ChatRequest, identity: KeyIdentity, ctx: CallContext) -> hub.ChatResponse:
-    """One non-streamed chat: route and admit, prepare, call, record."""
-    route, client = await _open_chat_route(req, identity, ctx)
+    """One non-streamed chat: route and admit, prepare, call (failing over within the pool), record."""
+    route = await _open_chat_route(req, identity, ctx)
     await _prepare(req, route)
-    return await _chat(req, client, ctx)
+    estimate = hub.estimate_prompt_tokens(req.messages)
+
+    async def call(attempt: failover.Attempt) -> hub.ChatResponse:
+        _aim(req, route, attempt)
+        return await _answer(ctx, attempt.client.chat(req), estimate)
+
+    resp = await failover.run(
+        route, ctx, call, tokens=_worst_tokens(ctx, estimate, req.max_tokens), signature=_history_signature(req, route)
+    )
+    return _chat_done(resp, ctx)
 
 
 async def run_stream(req: hub.ChatRequest, identity: KeyIdentity, ctx: CallContext) -> AsyncIterator[hub.StreamEvent]:
-    """One streamed chat, up to its first event (errors before it raise here, as plain HTTP errors);
-    the events that follow are tallied and the usage recorded when the stream ends, however it ends."""
-    route, client = await _open_chat_route(req, identity, ctx)
+    """One streamed chat, up to its first event (errors before it raise here, as plain HTTP errors,
+    after failover has tried the pool); the events that follow are tallied and the usage recorded
+    when the stream ends, however it ends."""
+    route = await _open_chat_route(req, identity, ctx)
     await _prepare(req, route)
-    return await _tally_stream(ctx, client.stream_chat(req), hub.estimate_prompt_tokens(req.messages), HUB_PROBE)
+    estimate = hub.estimate_prompt_tokens(req.messages)
+
+    async def call(attempt: failover.Attempt):
+        _aim(req, route, attempt)
+        return await _first_event(ctx, attempt.client.stream_chat(req))
+
+    first, events = await failover.run(
+        route, ctx, call, tokens=_worst_tokens(ctx, estimate, req.max_tokens), signature=_history_signature(req, route)
+    )
+    return _tallied(ctx, first, events, _Tally(estimate), HUB_PROBE)
 
 
 async def _prepare(req: hub.ChatRequest, route: routing.Route) -> None:
-    """Make a hub request ready for its upstream: model, grounding, fetched images, signatures."""
-    req.upstream_model, req.grounding = route.upstream_model, route.grounding
+    """Make a hub request ready for its upstreams: fetched images, remembered signatures."""
     await media.inline_media_urls(req.messages)
-    if route.upstream.kind == "gemini" and req.upstream_model.startswith("gemini-3"):
+    if any(m.upstream.kind == "gemini" and m.upstream_model.startswith("gemini-3") for m in route.members):
         await signatures.restore(req.messages)
+
+
+def _aim(req: hub.ChatRequest, route: routing.Route, attempt: failover.Attempt) -> None:
+    """Point the request at one member: its model, grounding; signatures made on another key are
+    dropped, so the Gemini codec sends the documented skip value instead (mapping.md §5.3)."""
+    req.upstream_model, req.grounding = attempt.member.upstream_model, route.grounding
+    if attempt.moved:
+        for message in req.messages:
+            for call in message.tool_calls:
+                call.thought_signature = None
+
+
+def _history_signature(req: hub.ChatRequest, route: routing.Route) -> str | None:
+    """The latest thought signature in the history, for pools only (the affinity lookup)."""
+    if not route.pooled:
+        return None
+    return next(
+        (c.thought_signature for m in reversed(req.messages) for c in m.tool_calls if c.thought_signature), None
+    )
+
+
+def _remember_origin(ctx: CallContext, found: list[str]) -> None:
+    """Pooled Gemini calls: note which upstream made the answer's signatures (proxy_app.call.health)."""
+    if ctx.signed_by and found:
+        health.remember_soon(health.digest(found[-1]), ctx.signed_by, time.time())
+
+
+async def _first_event(ctx: CallContext, events: AsyncIterator[Any]) -> tuple[Any, AsyncIterator[Any]]:
+    """A stream's first event (failover may try another member until it has one)."""
+    ctx.streamed = True
+    try:
+        return await anext(events), events
+    except StopAsyncIteration:
+        raise UpstreamError("upstream ended the stream without sending anything") from None
 
 
 async def _answer(ctx: CallContext, call: Awaitable, prompt_estimate: int = 0):
@@ -141,23 +201,28 @@ def _cancelled(ctx: CallContext) -> tuple[int, str]:
     return 503, "server_shutdown"
 
 
-async def _chat(req: hub.ChatRequest, client: UpstreamClient, ctx: CallContext) -> hub.ChatResponse:
-    resp = await _answer(ctx, client.chat(req), hub.estimate_prompt_tokens(req.messages))
+def _chat_done(resp: hub.ChatResponse, ctx: CallContext) -> hub.ChatResponse:
     failed = next((c for c in resp.choices if c.finish_reason == "error"), None)
     if failed is not None:
         err = UpstreamError(failed.finish_message or MALFORMED_CALL, code="malformed_function_call")
         usage.record(ctx, status=err.status, usage=resp.usage, error_code=err.code)
         raise err
     usage.record(ctx, status=200, usage=resp.usage)
-    signatures.remember(call for choice in resp.choices for call in choice.tool_calls)
+    calls = [call for choice in resp.choices for call in choice.tool_calls]
+    signatures.remember(calls)
+    _remember_origin(ctx, [c.thought_signature for c in calls if c.thought_signature])
     return resp
 
 
 async def embed(req: hub.EmbedRequest, identity: KeyIdentity, ctx: CallContext) -> hub.EmbedResponse:
     estimate = sum(hub.estimate_tokens(text) for text in req.inputs)
-    route, client = await _open_route(req.model, identity, ctx, prompt_estimate=estimate, max_tokens=0)
-    req.upstream_model = route.upstream_model
-    resp = await _answer(ctx, client.embed(req), estimate)
+    route = await _open_route(req.model, identity, ctx, prompt_estimate=estimate, max_tokens=0)
+
+    async def call(attempt: failover.Attempt) -> hub.EmbedResponse:
+        req.upstream_model = attempt.member.upstream_model
+        return await _answer(ctx, attempt.client.embed(req), estimate)
+
+    resp = await failover.run(route, ctx, call, tokens=estimate)
     usage.record(ctx, status=200, usage=resp.usage)
     return resp
 
@@ -176,27 +241,45 @@ class Native:
     max_tokens: int | None = None  # all choices; None: not given (`send` applies `output_cap(ctx, choices)`)
     choices: int = 1
     usage_of: Callable[[dict], hub.Usage | None] = lambda reply: None  # a non-streamed reply's usage
-    probe: Probe | None = None  # how a stream's events are tallied
+    probe: Probe | None = None  # how a stream's events are tallied (and where replies carry signatures)
+    signature: str | None = None  # the latest thought signature in the body's history (pool affinity)
+    unsign: Callable[[], None] | None = None  # replace the body's signatures by the skip value (moved)
 
 
 async def forward(native: Native, identity: KeyIdentity, ctx: CallContext) -> dict:
-    """A pass-through call that is not streamed: route and admit, call, record what the upstream reported."""
-    route, client = await _open_route(
-        native.model,
-        identity,
-        ctx,
-        prompt_estimate=native.prompt_estimate,
-        max_tokens=native.max_tokens,
-        choices=native.choices,
-    )
-    reply = await _answer(ctx, native.send(client, route.upstream_model), native.prompt_estimate or 0)
+    """A pass-through call that is not streamed: route and admit, call (failing over within the
+    pool), record what the upstream reported."""
+    route = await _open_native(native, identity, ctx)
+
+    async def call(attempt: failover.Attempt) -> dict:
+        _aim_native(native, attempt)
+        sent = native.send(attempt.client, attempt.member.upstream_model)
+        return await _answer(ctx, sent, native.prompt_estimate or 0)
+
+    tokens, sig = _native_tokens(native, ctx), _native_sig(native, route)
+    reply = await failover.run(route, ctx, call, tokens=tokens, signature=sig)
     usage.record(ctx, status=200, usage=native.usage_of(reply))
+    if native.probe is not None:
+        _remember_origin(ctx, native.probe.signatures(reply))
     return reply
 
 
 async def forward_stream(native: Native, identity: KeyIdentity, ctx: CallContext) -> AsyncIterator[Any]:
     """A streamed pass-through call, up to its first event; tallied and recorded like `run_stream`."""
-    route, client = await _open_route(
+    route = await _open_native(native, identity, ctx)
+
+    async def call(attempt: failover.Attempt):
+        _aim_native(native, attempt)
+        return await _first_event(ctx, native.send(attempt.client, attempt.member.upstream_model))
+
+    first, events = await failover.run(
+        route, ctx, call, tokens=_native_tokens(native, ctx), signature=_native_sig(native, route)
+    )
+    return _tallied(ctx, first, events, _Tally(native.prompt_estimate or 0), native.probe)
+
+
+async def _open_native(native: Native, identity: KeyIdentity, ctx: CallContext) -> routing.Route:
+    return await _open_route(
         native.model,
         identity,
         ctx,
@@ -204,9 +287,19 @@ async def forward_stream(native: Native, identity: KeyIdentity, ctx: CallContext
         max_tokens=native.max_tokens,
         choices=native.choices,
     )
-    return await _tally_stream(
-        ctx, native.send(client, route.upstream_model), native.prompt_estimate or 0, native.probe
-    )
+
+
+def _native_tokens(native: Native, ctx: CallContext) -> int:
+    return _worst_tokens(ctx, native.prompt_estimate or 0, native.max_tokens)
+
+
+def _native_sig(native: Native, route: routing.Route) -> str | None:
+    return native.signature if route.pooled else None
+
+
+def _aim_native(native: Native, attempt: failover.Attempt) -> None:
+    if attempt.moved and native.unsign is not None:
+        native.unsign()
 
 
 @dataclass(frozen=True)
@@ -217,6 +310,7 @@ class Probe:
     chars: Callable[[Any], int]  # output characters in the event, for estimates
     check: Callable[[Any], None] = lambda event: None  # raise a GatewayError for a failed event
     final: Callable[[hub.Usage], Any] | None = None  # an extra last event carrying the final usage
+    signatures: Callable[[Any], list[str]] = lambda event: []  # Gemini thought signatures in an event
 
 
 def _hub_chars(event: hub.StreamEvent) -> int:
@@ -230,19 +324,17 @@ def _hub_check(event: hub.StreamEvent) -> None:
     signatures.remember(call for delta in event.deltas for call in delta.tool_calls)
 
 
-HUB_PROBE = Probe(usage=lambda e: e.usage, chars=_hub_chars, check=_hub_check, final=lambda u: hub.StreamEvent(usage=u))
+def _hub_signatures(event: hub.StreamEvent) -> list[str]:
+    return [c.thought_signature for d in event.deltas for c in d.tool_calls if c.thought_signature]
 
 
-async def _tally_stream(
-    ctx: CallContext, events: AsyncIterator[Any], prompt_estimate: int, probe: Probe
-) -> AsyncIterator[Any]:
-    """Wait for the first event (so early failures are plain HTTP errors), then stream with a tally."""
-    ctx.streamed = True
-    try:
-        first = await anext(events)
-    except StopAsyncIteration:
-        raise UpstreamError("upstream ended the stream without sending anything") from None
-    return _tallied(ctx, first, events, _Tally(prompt_estimate), probe)
+HUB_PROBE = Probe(
+    usage=lambda e: e.usage,
+    chars=_hub_chars,
+    check=_hub_check,
+    final=lambda u: hub.StreamEvent(usage=u),
+    signatures=_hub_signatures,
+)
 
 
 async def _tallied(
@@ -254,6 +346,8 @@ async def _tallied(
         while True:
             tally.add(probe.usage(event), probe.chars(event))
             probe.check(event)
+            if ctx.signed_by:
+                _remember_origin(ctx, probe.signatures(event))
             if tally.output_chars:
                 ctx.mark_first_token()
             yield event
@@ -323,7 +417,7 @@ def _known_model_names() -> frozenset[str]:
         names = {info.id for _, models in _upstream_models.values() for info in models}
         if table is not None:
             names.update(table.mappings)
-            names.update(m.upstream_model for m in table.mappings.values())
+            names.update(member[1] for m in table.mappings.values() for member in m.members)
         _known = (stamp, frozenset(names))
     return _known[1]
 

@@ -1,4 +1,4 @@
-"""Model name → (upstream, upstream model): mapped aliases, plain Gemini names, or 404/403/503.
+"""Model name → Route (a pool of upstream members): mapped aliases, plain Gemini names, or 404/403/503.
 
 The table (all mappings and upstreams) is read in one go and kept for MAPPING_CACHE_SECONDS, so
 routing costs no query on the hot path and admin edits apply within seconds in every process.
@@ -7,7 +7,7 @@ routing costs no query on the hot path and admin edits apply within seconds in e
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -29,23 +29,57 @@ NO_UPSTREAM = (
 
 
 @dataclass(frozen=True)
-class Route:
+class Member:
+    """One place an alias can be sent: an upstream and the model name there."""
+
     upstream: UpstreamConfig
     upstream_model: str
+    priority: int = 0
+    weight: int = 1
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a request goes: its pool's members, lowest priority number first (never empty;
+    one member for plain Gemini names and single-upstream aliases). proxy_app.call.failover
+    decides the order they are tried in."""
+
+    members: tuple[Member, ...]
     grounding: bool = False
+    alias: str = ""  # the mapping's alias ("" for plain Gemini names)
+
+    @property
+    def upstream(self) -> UpstreamConfig:
+        return self.members[0].upstream
+
+    @property
+    def upstream_model(self) -> str:
+        return self.members[0].upstream_model
+
+    @property
+    def pooled(self) -> bool:
+        return len(self.members) > 1
 
     def same_family(self, dialect: str) -> bool:
-        """A client dialect of the upstream's own family: its request can pass through as is."""
-        return self.upstream.kind == dialect
+        """Every member is of the client dialect's own family: its request can pass through as is
+        (a pool mixing kinds is translated, so any member can take it)."""
+        return all(m.upstream.kind == dialect for m in self.members)
 
 
 @dataclass(frozen=True)
 class Mapping:
     alias: str
-    upstream: UpstreamConfig | None  # None: the default Gemini upstream
-    upstream_model: str
+    members: tuple[tuple[UpstreamConfig | None, str, int, int], ...]  # (upstream or default, model, priority, weight)
     hidden: bool
     created: int = 0  # Unix seconds, for model lists
+
+    @property
+    def upstream(self) -> UpstreamConfig | None:
+        return self.members[0][0]
+
+    @property
+    def upstream_model(self) -> str:
+        return self.members[0][1]
 
 
 @dataclass
@@ -53,6 +87,7 @@ class Table:
     mappings: dict[str, Mapping]
     default_gemini: UpstreamConfig | None
     loaded_at: float
+    routes: dict[tuple[str, bool], Route] = field(default_factory=dict)  # built on first use
 
 
 _table: Table | None = None
@@ -60,17 +95,30 @@ _flight = SingleFlight()  # a burst that finds the table stale reads it once
 
 
 def _config(up: Upstream) -> UpstreamConfig:
-    return UpstreamConfig(name=up.name, kind=up.kind, base_url=up.base_url.rstrip("/"), api_key=up.api_key())
+    return UpstreamConfig(
+        name=up.name,
+        kind=up.kind,
+        base_url=up.base_url.rstrip("/"),
+        api_key=up.api_key(),
+        max_concurrent=up.max_concurrent,
+        rpm=up.rpm,
+        tpm=up.tpm,
+    )
 
 
 def _load_table() -> Table:
     upstreams = {u.pk: _config(u) for u in Upstream.objects.filter(enabled=True)}
     mappings = {}
-    for m in ModelMapping.objects.all():
-        if m.upstream_id is not None and m.upstream_id not in upstreams:
-            continue  # its upstream is disabled: the alias is unknown until re-enabled
-        created = int(m.created_at.timestamp())
-        mappings[m.alias] = Mapping(m.alias, upstreams.get(m.upstream_id), m.upstream_model, m.hidden, created)
+    for m in ModelMapping.objects.prefetch_related("members"):
+        # Members on a disabled upstream drop out; an alias left with none is unknown until re-enabled.
+        members = tuple(
+            (upstreams.get(p.upstream_id), p.upstream_model, p.priority, p.weight)
+            for p in m.members.all()
+            if p.upstream_id is None or p.upstream_id in upstreams
+        )
+        if members:
+            created = int(m.created_at.timestamp())
+            mappings[m.alias] = Mapping(m.alias, members, m.hidden, created)
     return Table(mappings, _default_gemini(list(upstreams.values())), time.monotonic())
 
 
@@ -116,13 +164,28 @@ async def resolve(model: str, identity: KeyIdentity) -> Route:
     if mapping is not None:
         if not identity.allows(mapping.alias):
             raise Forbidden(f"This API key may not use the model '{model}'.")
-        upstream = _usable(mapping.upstream or tbl.default_gemini)
-        return Route(upstream, mapping.upstream_model, grounding and mapping.alias != model)
+        return _pool_route(tbl, mapping, grounding and mapping.alias != model)
     if base.startswith(GEMINI_PREFIXES):
         if not identity.allows(model) and not identity.allows(base):
             raise Forbidden(f"This API key may not use the model '{model}'.")
-        return Route(_usable(tbl.default_gemini), base.removeprefix("models/"), grounding)
+        return Route((Member(_usable(tbl.default_gemini), base.removeprefix("models/")),), grounding)
     raise NotFound(f"The model '{model}' does not exist or you do not have access to it.")
+
+
+def _pool_route(tbl: Table, mapping: Mapping, grounding: bool) -> Route:
+    """The mapping's Route, built once per table load (not per request)."""
+    route = tbl.routes.get((mapping.alias, grounding))
+    if route is None:
+        members, failure = [], None
+        for upstream, model, priority, weight in mapping.members:
+            try:  # a member this gateway cannot call (no default Gemini key, unknown kind) drops out
+                members.append(Member(_usable(upstream or tbl.default_gemini), model, priority, max(weight, 1)))
+            except UpstreamUnavailable as err:
+                failure = failure or err
+        if not members:
+            raise failure
+        route = tbl.routes[(mapping.alias, grounding)] = Route(tuple(members), grounding, mapping.alias)
+    return route
 
 
 async def visible_aliases(identity: KeyIdentity) -> list[Mapping]:

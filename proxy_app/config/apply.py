@@ -5,7 +5,9 @@ Sections are applied in order (settings, upstreams, users, models, prices, keys,
 file is kept. A dry run applies everything the same way and then rolls back, so it reports exactly
 the diff (and the errors) a real run would. Writes of keys and limits go through accounts.services.
 
-Identity per section: upstreams by name, users by username, models by alias, prices by model,
+Identity per section: upstreams by name, users by username, model pool members by (alias,
+upstream) — the [[models]] entries of one alias are its whole pool, members not listed are removed —,
+prices by model,
 keys by (user, name), limits by user / key ("user/key name") / default = true. Applying the same
 file twice changes nothing the second time. With `prune`, rows of a section present in the file
 but not listed in it are deleted (never users or keys; a key's limits only when [[keys]] is given).
@@ -25,14 +27,24 @@ from accounts import services
 from accounts.models import ApiKey, Limits
 from proxy_app.config import fileformat
 from proxy_app.config.entries import ConfigError, Entry, sections
-from proxy_app.models import LogSettings, ModelMapping, ModelPrice, Upstream, UsagePolicy
+from proxy_app.models import LogSettings, ModelMapping, ModelPrice, PoolMember, Upstream, UsagePolicy
 
 DEFAULT_UPSTREAM = "(default Gemini upstream)"
-UPSTREAM_FIELDS = {"name", "kind", "base_url", "api_key_env", "enabled", "detailed_logging"}
-MODEL_FIELDS = {"alias", "model", "upstream", "hidden"}
+UPSTREAM_FIELDS = {
+    "name",
+    "kind",
+    "base_url",
+    "api_key_env",
+    "enabled",
+    "detailed_logging",
+    "max_concurrent",
+    "rpm",
+    "tpm",
+}
+MODEL_FIELDS = {"alias", "model", "upstream", "hidden", "priority", "weight"}
 PRICE_FIELDS = {"model", "input_per_million", "output_per_million", "cached_input_per_million"}
 USER_FIELDS = {"username", "email", "first_name", "last_name", "is_staff", "is_superuser", "is_active"}
-KEY_FIELDS = {"user", "name", "models", "expires_at", "revoked"}
+KEY_FIELDS = {"user", "name", "models", "allowed_ips", "expires_at", "revoked"}
 LIMIT_OWNERS = {"user", "key", "default"}
 
 
@@ -63,6 +75,7 @@ class Applier:
         self.found, self.present, self.prune = found, present, prune
         self.changes: list[str] = []
         self.warnings: list[str] = []
+        self.aliases_seen: set[str] = set()
 
     def run(self) -> None:
         for entry in self.found["settings"]:
@@ -76,6 +89,8 @@ class Applier:
                     raise entry.error(f"listed twice (also at {seen[identity].lines.where(*seen[identity].path)})")
                 seen[identity] = entry
             kept[name] = set(seen)
+            if name == "models":
+                self.drop_unlisted_members(seen)
         for name in ("models", "prices", "limits", "upstreams"):  # mappings go before their upstreams
             if self.prune and name in self.present:
                 self.prune_section(name, kept[name])
@@ -144,6 +159,7 @@ class Applier:
             "base_url": entry.text("base_url", required=True).rstrip("/"),
             "enabled": entry.flag("enabled", True),
             "detailed_logging": entry.flag("detailed_logging", False),
+            **{f: entry.count(f) for f in ("max_concurrent", "rpm", "tpm")},
         }
         row = Upstream.objects.filter(name=name).first() or Upstream(name=name)
         if entry.has("api_key_env"):
@@ -170,7 +186,8 @@ class Applier:
         self.save(entry, row, f"user {username}", values)
         return username
 
-    def model(self, entry: Entry) -> str:
+    def model(self, entry: Entry) -> tuple[str, str]:
+        """One pool member of an alias; the alias's `hidden` must agree across its entries."""
         entry.check_fields(MODEL_FIELDS)
         alias = entry.text("alias", required=True)
         upstream = None
@@ -180,14 +197,33 @@ class Applier:
                 raise entry.error(
                     f"no upstream named {entry.data['upstream']!r} (list it in [[upstreams]])", "upstream"
                 )
+        hidden = entry.flag("hidden", False)
+        mapping = ModelMapping.objects.filter(alias=alias).first() or ModelMapping(alias=alias)
+        if mapping.pk is not None and alias in self.aliases_seen and mapping.hidden != hidden:
+            raise entry.error(
+                f"'hidden' differs from the alias's other [[models]] entries ({mapping.hidden})", "hidden"
+            )
+        self.aliases_seen.add(alias)
+        self.save(entry, mapping, f"model {alias}", {"hidden": hidden})
+        member = PoolMember.objects.filter(mapping=mapping, upstream=upstream).first()
+        member = member or PoolMember(mapping=mapping, upstream=upstream)
         values = {
-            "upstream": upstream,
             "upstream_model": entry.text("model", required=True),
-            "hidden": entry.flag("hidden", False),
+            "priority": entry.count("priority", minimum=0) or 0,
+            "weight": entry.count("weight") or 1,
         }
-        row = ModelMapping.objects.filter(alias=alias).first() or ModelMapping(alias=alias)
-        self.save(entry, row, f"model {alias}", values, {"upstream_model": "model"})
-        return alias
+        where = upstream.name if upstream else DEFAULT_UPSTREAM
+        self.save(entry, member, f"model {alias} member {where}", values, {"upstream_model": "model"})
+        return (alias, where)
+
+    def drop_unlisted_members(self, listed: dict) -> None:
+        """An alias's [[models]] entries are its whole pool: members the file does not list go."""
+        for alias in {a for a, _ in listed}:
+            for member in PoolMember.objects.filter(mapping__alias=alias).select_related("upstream"):
+                where = member.upstream.name if member.upstream else DEFAULT_UPSTREAM
+                if (alias, where) not in listed:
+                    member.delete()
+                    self.record("-", f"model {alias} member {where}", [])
 
     def price(self, entry: Entry) -> str:
         entry.check_fields(PRICE_FIELDS)
@@ -233,10 +269,19 @@ class Applier:
         expires = entry.moment("expires_at")
         if expires and key.expires_at and key.expires_at.replace(microsecond=0) == expires:
             expires = key.expires_at  # the file holds whole seconds (export_config writes them so)
-        values = {"allowed_models": entry.names("models") or [], "expires_at": expires}
+        values = {
+            "allowed_models": entry.names("models") or [],
+            "allowed_ips": entry.names("allowed_ips") or [],
+            "expires_at": expires,
+        }
         what = f"key {key.user.username}/{key.name}"
         diffs = self.assign(key, values)
         if diffs:
+            try:
+                key.full_clean(exclude=["user", "secret_hash", "prefix"])
+            except ValidationError as exc:
+                field, messages = next(iter(exc.message_dict.items()))
+                raise entry.error(f"{field}: {' '.join(messages)}", field) from None
             services.update_key(key)
             self.record("~", what, diffs)
         revoked = entry.flag("revoked", False)
@@ -285,13 +330,13 @@ class Applier:
     def prune_section(self, name: str, kept: set) -> None:
         if name == "upstreams":
             for row in Upstream.objects.exclude(name__in=kept):
-                users = ModelMapping.objects.filter(upstream=row).values_list("alias", flat=True)
+                users = PoolMember.objects.filter(upstream=row).values_list("mapping__alias", flat=True)
                 if users:
                     raise ConfigError(f"--prune would delete upstream {row.name!r}, which models {list(users)} use")
                 row.delete()
                 self.record("-", f"upstream {row.name}", [])
         elif name == "models":
-            for row in ModelMapping.objects.exclude(alias__in=kept):
+            for row in ModelMapping.objects.exclude(alias__in={alias for alias, _ in kept}):
                 row.delete()
                 self.record("-", f"model {row.alias}", [])
         elif name == "prices":

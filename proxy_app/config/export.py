@@ -15,7 +15,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 
 from accounts.models import ApiKey, Limits
-from proxy_app.models import LogSettings, ModelMapping, ModelPrice, Upstream, UsagePolicy
+from proxy_app.models import LogSettings, ModelPrice, PoolMember, Upstream, UsagePolicy
 
 
 def number(value: Decimal) -> int | float:
@@ -29,7 +29,7 @@ def export_data(*, keys: bool = False) -> dict[str, Any]:
     sections = {
         "upstreams": [_upstream(u) for u in Upstream.objects.order_by("name")],
         "users": [_user(u) for u in get_user_model().objects.order_by("username")],
-        "models": [_model(m) for m in ModelMapping.objects.select_related("upstream").order_by("alias")],
+        "models": [_member(m) for m in _members()],
         "prices": [_price(p) for p in ModelPrice.objects.order_by("model")],
     }
     if keys:
@@ -56,7 +56,8 @@ def _upstream(row: Upstream) -> dict[str, Any]:
     found = {"name": row.name, "kind": row.kind, "base_url": row.base_url}
     if row.api_key_env:
         found["api_key_env"] = row.api_key_env
-    return found | {"enabled": row.enabled, "detailed_logging": row.detailed_logging}
+    found |= {"enabled": row.enabled, "detailed_logging": row.detailed_logging}
+    return found | {f: getattr(row, f) for f in ("max_concurrent", "rpm", "tpm") if getattr(row, f) is not None}
 
 
 def _user(row) -> dict[str, Any]:
@@ -67,11 +68,19 @@ def _user(row) -> dict[str, Any]:
     return found | {"is_staff": row.is_staff, "is_superuser": row.is_superuser, "is_active": row.is_active}
 
 
-def _model(row: ModelMapping) -> dict[str, Any]:
-    found = {"alias": row.alias}
+def _members() -> list[PoolMember]:
+    """Every pool member, by alias, then in the order the router tries them."""
+    rows = PoolMember.objects.select_related("mapping", "upstream")
+    return sorted(rows, key=lambda m: (m.mapping.alias, m.priority, -m.weight, m.upstream.name if m.upstream else ""))
+
+
+def _member(row: PoolMember) -> dict[str, Any]:
+    """One [[models]] entry per pool member; an alias with several members has several entries."""
+    found = {"alias": row.mapping.alias}
     if row.upstream is not None:
         found["upstream"] = row.upstream.name
-    return found | {"model": row.upstream_model, "hidden": row.hidden}
+    found |= {"model": row.upstream_model, "priority": row.priority, "weight": row.weight}
+    return found | {"hidden": row.mapping.hidden}
 
 
 def _price(row: ModelPrice) -> dict[str, Any]:
@@ -87,6 +96,8 @@ def _key(row: ApiKey) -> dict[str, Any]:
     found: dict[str, Any] = {"user": row.user.get_username(), "name": row.name}
     if row.allowed_models:
         found["models"] = list(row.allowed_models)
+    if row.allowed_ips:
+        found["allowed_ips"] = list(row.allowed_ips)
     if row.expires_at:
         found["expires_at"] = row.expires_at.replace(microsecond=0)
     return found | {"revoked": row.revoked_at is not None}

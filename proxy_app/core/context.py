@@ -26,6 +26,7 @@ class CallContext:
     user_id: int | None = None
     key_id: int | None = None
     key_prefix: str = ""
+    client_ip: str = ""  # the real client (gateway_site/client_ip.py): access log, key IP allow-lists
     requested_model: str = ""
     upstream_name: str = ""
     upstream_model: str = ""
@@ -34,6 +35,9 @@ class CallContext:
     first_token_at: float | None = None
     recorded: bool = False
     admission: Any = None  # proxy_app.ledger.quota.Admission once the request was admitted
+    attempts: int = 0  # upstream calls made (proxy_app.call.failover)
+    upstream_hold: Any = None  # proxy_app.ledger.upstream_limits.Hold of the member that answered
+    signed_by: str = ""  # pooled Gemini calls: the member whose thought signatures the answer carries
 
     def mark_first_token(self) -> None:
         if self.first_token_at is None:
@@ -61,7 +65,7 @@ def client_left() -> bool:
 @dataclass
 class UsageRow:
     """The fields of one UsageRecord (proxy_app.models), exactly: `UsageRecord(**vars(row))`.
-    (Not frozen: a frozen dataclass sets each of its 24 fields through object.__setattr__, on
+    (Not frozen: a frozen dataclass sets each of its 25 fields through object.__setattr__, on
     every request.)"""
 
     created_at: datetime
@@ -88,3 +92,4 @@ class UsageRow:
     ttft_ms: int | None
     cost_usd: Decimal
     detailed: bool
+    attempts: int

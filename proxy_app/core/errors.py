@@ -22,6 +22,12 @@ class GatewayError(Exception):
     status = 500
     code: str | None = "internal_error"
     kind = "server_error"  # OpenAI `error.type`
+    # What the upstream said, for failover (proxy_app.call.failover): the HTTP status of the
+    # upstream's error reply, whether it could not be reached at all (refused, timed out, dropped
+    # before answering), and the wait it asked for (Retry-After / RetryInfo), when it named one.
+    upstream_status: int | None = None
+    unreachable: bool = False
+    retry_hint: int | None = None
 
     def __init__(
         self,

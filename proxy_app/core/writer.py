@@ -8,8 +8,9 @@ kind registers, once, how a batch of it is written:
     writer.submit(UsageRow(...))
 
 This module imports none of those owners: they hand it jobs. The thread (with its own DB
-connection, so it never queues on Django's thread-sensitive worker) gathers jobs for up to
-USAGE_FLUSH_SECONDS or USAGE_BATCH_SIZE jobs, then calls each kind's writer with that kind's jobs,
+connection, so it never queues on Django's thread-sensitive worker) wakes at a first job, lets more
+pile up for USAGE_FLUSH_SECONDS or until USAGE_BATCH_SIZE are waiting (later jobs do not wake it,
+so a submit costs the request path no thread switch), then calls each kind's writer with that kind's jobs,
 in registration order. A failed write keeps its jobs and is retried (the database may be locked
 or restarting); `flush()` blocks until everything submitted so far is written, and runs at
 interpreter exit and in the ASGI lifespan shutdown.
@@ -29,7 +30,7 @@ from django.db import connections
 
 log = logging.getLogger(__name__)
 MAX_WRITE_ATTEMPTS = 20
-_FLUSH_NOW = object()  # queued by flush(): ends the batching wait at once
+_FLUSH_NOW = object()  # queued by flush(): wakes a thread that waits for a first job
 
 
 class Writer:
@@ -41,6 +42,8 @@ class Writer:
         self._done = 0
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._flush_now = threading.Event()
+        self._batch_size = 1 << 30  # settings.USAGE_BATCH_SIZE, read on the writer thread
 
     def register(self, kind: type, write: Callable[[list], None]) -> None:
         """`write(jobs)` stores a batch of `kind` jobs; it runs on the writer thread."""
@@ -53,11 +56,14 @@ class Writer:
         with self._cond:
             self._submitted += 1
         self._queue.put(job)
+        if self._queue.qsize() >= self._batch_size:
+            self._flush_now.set()  # a full batch is waiting: write it now
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Block until everything submitted so far is written (or dropped after retries)."""
         deadline = time.monotonic() + timeout
-        self._queue.put(_FLUSH_NOW)
+        self._queue.put(_FLUSH_NOW)  # wakes the thread when it waits for a first job
+        self._flush_now.set()  # ends its batching wait when it has one
         with self._cond:
             target = self._submitted
             while self._done < target:
@@ -81,19 +87,24 @@ class Writer:
                 self._write(batch)
 
     def _collect(self) -> list:
-        """Wait for a first job, then gather more for up to one flush interval (or a flush call)."""
-        batch: list = []
-        deadline = None
-        while len(batch) < settings.USAGE_BATCH_SIZE:
-            timeout = settings.USAGE_FLUSH_SECONDS if deadline is None else deadline - time.monotonic()
+        """Wait for a first job, then let more pile up for one flush interval (or until a flush call)
+        and take them all. Jobs that arrive meanwhile do not wake this thread: the request path's
+        `put` then costs no thread switch."""
+        first = self._queue.get()
+        if first is _FLUSH_NOW:
+            return []
+        self._batch_size = settings.USAGE_BATCH_SIZE
+        if self._queue.qsize() < self._batch_size - 1:
+            self._flush_now.wait(settings.USAGE_FLUSH_SECONDS)
+        self._flush_now.clear()
+        batch = [first]
+        while len(batch) < self._batch_size:
             try:
-                job = self._queue.get(timeout=max(timeout, 0))
+                job = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if job is _FLUSH_NOW:
-                break
-            batch.append(job)
-            deadline = deadline or time.monotonic() + settings.USAGE_FLUSH_SECONDS
+            if job is not _FLUSH_NOW:
+                batch.append(job)
         return batch
 
     def _write(self, batch: list) -> None:

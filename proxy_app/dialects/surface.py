@@ -23,7 +23,14 @@ from rest_framework.response import Response
 from accounts.authentication import AuthFailure, authenticate_secret, bearer_secret
 from proxy_app.core import context, hub
 from proxy_app.core.context import CallContext
-from proxy_app.core.errors import GatewayError, InvalidRequest, NotFound, Unauthorized, UpstreamUnavailable
+from proxy_app.core.errors import (
+    Forbidden,
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+    UpstreamUnavailable,
+)
 from proxy_app.dialects.http import json_response
 from proxy_app.ledger import usage
 from proxy_app.ops import detail_log
@@ -76,6 +83,11 @@ def unknown_route(dialect: Dialect):
     return view
 
 
+def address_refused(client_ip: str) -> Forbidden:
+    """403 for a key used from outside its IP allow-list (names the address, never the key)."""
+    return Forbidden(f"This API key may not be used from {client_ip or 'this address'}.", code="ip_not_allowed")
+
+
 def error_response(dialect: Dialect, err: GatewayError) -> HttpResponse:
     headers = {}
     if err.retry_after is not None:
@@ -91,6 +103,7 @@ async def serve(
     request: HttpRequest, dialect: Dialect, endpoint: str, operation: Operation, kwargs: dict | None = None
 ) -> HttpResponse:
     ctx = CallContext(dialect=dialect.name, endpoint=endpoint, request_id=request.headers.get("x-request-id", ""))
+    ctx.client_ip = request.META.get("REMOTE_ADDR", "")  # the real client: ClientIPASGI set it
     trace = None
     try:
         try:
@@ -98,6 +111,8 @@ async def serve(
         except AuthFailure as exc:
             raise Unauthorized(str(exc)) from None
         ctx.user_id, ctx.key_id, ctx.key_prefix = identity.user_id, identity.key_id, identity.prefix
+        if not identity.allows_address(ctx.client_ip):
+            raise address_refused(ctx.client_ip)
         trace = await detail_log.begin(request, ctx.request_id)
         response = await operation(request, identity, ctx, **(kwargs or {}))
     except GatewayError as err:
@@ -129,9 +144,12 @@ async def stream_frames(events: AsyncIterator, encoder) -> AsyncIterator[bytes]:
         yield encoder.error(err)
         return
     except asyncio.CancelledError:
-        if not context.client_left():  # the server is stopping: say so in-band before the stream ends
-            yield encoder.error(SHUTTING_DOWN)
-        raise
+        if context.client_left():
+            raise
+        # The server is stopping (its grace period is over): say so in-band, then end the body
+        # cleanly instead of cutting it; the pipeline below has already recorded the usage row.
+        yield encoder.error(SHUTTING_DOWN)
+        return
     for frame in encoder.finish(final):
         yield frame
 
@@ -159,6 +177,18 @@ async def keep_alive(frames: AsyncIterator[bytes], ping: bytes, every: float) ->
             except StopAsyncIteration:
                 return
             yield frame
+    except asyncio.CancelledError:
+        if pending is None or context.client_left():
+            raise
+        # The server is stopping: the stream below ends itself in-band (stream_frames); pass on its
+        # last frame and end the body cleanly.
+        finished, pending = pending, None
+        finished.cancel()
+        try:
+            last = await finished
+        except StopAsyncIteration:
+            return
+        yield last
     finally:
         if pending is not None:
             pending.cancel()

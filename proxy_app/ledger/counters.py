@@ -287,6 +287,11 @@ class RedisCounters:
     def _key(self, key: str) -> str:
         return f"{self.prefix}:{key}"
 
+    def redis(self):
+        """This loop's redis.asyncio client, for other shared state under the same prefix
+        (proxy_app.call.health: upstream cool-downs)."""
+        return self._client()[0]
+
     async def reserve(
         self,
         slots: Sequence[Slot],

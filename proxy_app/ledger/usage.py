@@ -52,11 +52,14 @@ def record(ctx: CallContext, *, status: int, usage: hub.Usage | None = None, err
         ttft_ms=int((ctx.first_token_at - ctx.started) * 1000) if ctx.first_token_at else None,
         cost_usd=pricing.cost(ctx.upstream_model or ctx.requested_model, usage),
         detailed=detail_log.keep_current(ctx.upstream_name),
+        attempts=ctx.attempts,
     )
     if ctx.admission is not None:
         _settle_soon(ctx.admission, usage, ctx.upstream_model)
+    if ctx.upstream_hold is not None:
+        _release_soon(ctx.upstream_hold, usage.total_tokens)
     writer.submit(row)
-    observability.request_finished(row)  # access-log line and metrics
+    observability.request_finished(row, client_ip=ctx.client_ip)  # access-log line and metrics
 
 
 _settling: set[asyncio.Task] = set()
@@ -68,6 +71,15 @@ def _settle_soon(admission, usage: hub.Usage, model: str) -> None:
     from proxy_app.ledger import quota
 
     task = asyncio.get_running_loop().create_task(quota.settle(admission, usage, model))
+    _settling.add(task)
+    task.add_done_callback(_settling.discard)
+
+
+def _release_soon(hold, tokens: int) -> None:
+    """Free the answering upstream's in-flight slot and count its real tokens (per-upstream limits)."""
+    from proxy_app.ledger import upstream_limits
+
+    task = asyncio.get_running_loop().create_task(upstream_limits.release(hold, tokens))
     _settling.add(task)
     task.add_done_callback(_settling.discard)
 

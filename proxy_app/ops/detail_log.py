@@ -139,6 +139,22 @@ def upstream_event(event: Any) -> None:
         trace.add_event(event)
 
 
+def failed_attempt(upstream: str, upstream_model: str, err) -> None:
+    """A pool member failed before answering: keep what was sent to it and what it said under
+    `failed_attempts`, so the next member's stages start clean."""
+    trace = _current.get()
+    if trace is None:
+        return
+    attempt = {"upstream": upstream, "upstream_model": upstream_model, "status": err.status, "code": err.code}
+    attempt["message"] = err.message
+    for stage in ("upstream_request", "upstream_response"):
+        if stage in trace.stages:
+            attempt[stage] = trace.stages.pop(stage)
+    if trace.upstream_events:
+        attempt["upstream_events"], trace.upstream_events = trace.upstream_events, []
+    trace.stages.setdefault("failed_attempts", []).append(attempt)
+
+
 # --- the client's response and the file ---------------------------------------------------------
 
 

@@ -21,7 +21,6 @@ directory must be emptied when the gateway (all its processes) starts, or old va
 from __future__ import annotations
 
 import atexit
-import ipaddress
 import logging
 import os
 import re
@@ -31,6 +30,7 @@ import orjson
 from django.conf import settings
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app, multiprocess
 
+from gateway_site.client_ip import in_networks, parse_ip
 from proxy_app.core.context import UsageRow
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,12 @@ UPSTREAM_ERRORS = Counter(
     ["upstream", "code"],
     registry=REGISTRY,
 )
+UPSTREAM_ATTEMPTS = Counter(
+    "gateway_upstream_attempts",
+    "Upstream calls by outcome (ok, rejected, rate_limited, server_error, unreachable); failover may make several.",
+    ["upstream", "outcome"],
+    registry=REGISTRY,
+)
 LIMIT_REFUSALS = Counter(
     "gateway_limit_refusals",
     "429 answers (rate limits and quotas) by error code.",
@@ -90,25 +96,27 @@ LIMIT_REFUSALS = Counter(
 # The hook
 
 
-def request_finished(row: UsageRow) -> None:
+def request_finished(row: UsageRow, client_ip: str = "") -> None:
     """Access line and metrics for one finished request (the UsageRow that usage.record() built).
 
     Never raises: a fault here must not turn into a failed request.
     """
     try:
         if access_log.hasHandlers():  # both outputs may be switched off
-            access_log.info(access_line(row))
+            access_log.info(access_line(row, client_ip))
         observe(row)
     except Exception:
         log.exception("could not log or count request %s", getattr(row, "request_id", "?"))
 
 
-def access_line(row: UsageRow) -> dict:
-    """The access-log fields, in a stable order."""
+def access_line(row: UsageRow, client_ip: str = "") -> dict:
+    """The access-log fields, in a stable order. `client_ip` is the real client (the socket peer,
+    or the forwarded client behind a GATEWAY_TRUSTED_PROXIES proxy; gateway_site/client_ip.py)."""
     return {
         "ts": row.created_at.isoformat(timespec="milliseconds"),
         "event": "request",
         "request_id": row.request_id,
+        "client_ip": client_ip or None,
         "user_id": row.user_id,
         "key_prefix": row.key_prefix,
         "dialect": row.dialect,
@@ -128,6 +136,7 @@ def access_line(row: UsageRow) -> dict:
         "ttft_ms": row.ttft_ms,
         "streamed": row.streamed,
         "disconnected": row.client_disconnected,
+        "attempts": row.attempts,
     }
 
 
@@ -158,6 +167,14 @@ def observe(row: UsageRow) -> None:
         _child(UPSTREAM_ERRORS, row.upstream_name or "none", _code_label(row.error_code)).inc()
     elif status == 429 and row.error_code in LIMIT_CODES:
         _child(LIMIT_REFUSALS, dialect, row.error_code).inc()
+
+
+def upstream_attempt(upstream: str, outcome: str) -> None:
+    """One upstream call made (upstream names are the admin's, a bounded set)."""
+    try:
+        _child(UPSTREAM_ATTEMPTS, upstream or "none", outcome).inc()
+    except Exception:
+        log.exception("could not count an upstream attempt")
 
 
 _children: dict[tuple, object] = {}
@@ -268,16 +285,10 @@ class MetricsASGI:
 
 
 def client_allowed(client: tuple[str, int] | list | None) -> bool:
-    """The peer address is in METRICS_ALLOWED_NETWORKS (a proxy in front counts as the peer)."""
-    if not client:
-        return False
-    try:
-        ip = ipaddress.ip_address(client[0])
-    except ValueError:  # a unix socket or an odd server: no address to check
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return any(ip in net for net in settings.METRICS_ALLOWED_NETWORKS)
+    """The client address is in METRICS_ALLOWED_NETWORKS. It is the real client (ClientIPASGI put
+    it in the scope): the socket peer, or the forwarded client behind a GATEWAY_TRUSTED_PROXIES proxy.
+    A unix socket or an odd server gives no address: refused."""
+    return bool(client) and in_networks(parse_ip(str(client[0])), settings.METRICS_ALLOWED_NETWORKS)
 
 
 async def _plain(send, status: int, body: bytes, headers: list | None = None) -> None:

@@ -11,7 +11,7 @@ import orjson
 from httpx_sse import EventSource, SSEError
 
 from proxy_app.core import hub
-from proxy_app.core.errors import InvalidRequest, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from proxy_app.core.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from proxy_app.ops import detail_log
 from proxy_app.upstreams.http import PoolFull
 
@@ -24,6 +24,13 @@ class UpstreamConfig:
     kind: str
     base_url: str
     api_key: str
+    max_concurrent: int | None = None  # per-upstream limits (proxy_app.ledger.upstream_limits)
+    rpm: int | None = None
+    tpm: int | None = None
+
+    @property
+    def limited(self) -> bool:
+        return self.max_concurrent is not None or self.rpm is not None or self.tpm is not None
 
 
 class UpstreamClient:
@@ -55,11 +62,16 @@ def upstream_failures(name: str) -> Iterator[None]:
             retry_after=1,
         ) from None
     except httpx.TimeoutException:
-        raise UpstreamTimeout(f"upstream '{name}' did not answer in time") from None
+        raise _unreachable(UpstreamTimeout(f"upstream '{name}' did not answer in time")) from None
     except (httpx.ConnectError, httpx.PoolTimeout):
-        raise UpstreamUnavailable(f"could not connect to upstream '{name}'") from None
+        raise _unreachable(UpstreamUnavailable(f"could not connect to upstream '{name}'")) from None
     except httpx.TransportError as exc:
-        raise UpstreamError(f"connection to upstream '{name}' broke: {type(exc).__name__}") from None
+        raise _unreachable(UpstreamError(f"connection to upstream '{name}' broke: {type(exc).__name__}")) from None
+
+
+def _unreachable(err: GatewayError) -> GatewayError:
+    err.unreachable = True  # another pool member may answer (before the first byte only)
+    return err
 
 
 def encode_body(body: object) -> bytes:

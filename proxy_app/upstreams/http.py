@@ -155,6 +155,30 @@ def get_client() -> httpx.AsyncClient:
     return client
 
 
+_media_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+
+
+def get_media_client() -> httpx.AsyncClient:
+    """The client that fetches image/file URLs (proxy_app.call.media), per loop. Always httpcore's
+    transport: media.py pins each fetch to the address it validated (an IP-literal URL plus the
+    `sni_hostname` extension and a Host header), which the aiohttp transport cannot do. No
+    keep-alive: a pooled connection is keyed by IP, and must never serve a second host name whose
+    certificate it never checked. TLS trust: certifi, or SSL_CERT_FILE / SSL_CERT_DIR when set."""
+    loop = asyncio.get_running_loop()
+    client = _media_clients.get(loop)
+    if client is None or client.is_closed:
+        network = httpx.AsyncHTTPTransport(
+            verify=httpx.create_ssl_context(trust_env=True),
+            limits=httpx.Limits(max_keepalive_connections=0),
+            trust_env=False,  # no HTTP(S)_PROXY: a proxy would resolve the name again, unpinned
+        )
+        client = _media_clients[loop] = httpx.AsyncClient(
+            transport=_transport or network, follow_redirects=False, trust_env=False, timeout=None
+        )
+        client._cookies = _NoCookies()
+    return client
+
+
 def set_transport(transport: httpx.AsyncBaseTransport | None) -> None:
     """Route every later outbound request through `transport` (tests); None restores the network."""
     global _transport
@@ -165,3 +189,4 @@ def set_transport(transport: httpx.AsyncBaseTransport | None) -> None:
 def reset_clients() -> None:
     """Drop the clients, so the next call builds one from the current settings (tests)."""
     _clients.clear()
+    _media_clients.clear()

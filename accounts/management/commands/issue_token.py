@@ -31,6 +31,13 @@ class Command(AuditedCommand):
         parser.add_argument("--create-user", action="store_true", help="Create the user if it does not exist.")
         parser.add_argument("--name", default="", help="A name for the key (unique per user).")
         parser.add_argument("--models", default="", help="Comma-separated aliases the key may use (default: all).")
+        parser.add_argument(
+            "--allow-ip",
+            action="append",
+            default=[],
+            metavar="CIDR",
+            help="An IP or CIDR the key may be used from (repeatable; default: any address).",
+        )
         expiry = parser.add_mutually_exclusive_group()
         expiry.add_argument(
             "--expires-days", type=int, default=None, help="Expire the key after N days (0: expires now)."
@@ -50,11 +57,19 @@ class Command(AuditedCommand):
         try:
             user = get_or_create_user(opts["username"], create=opts["create_user"])
             key, secret = issue_key(
-                user, name=opts["name"], models=models, expires_days=opts["expires_days"], expires_at=expires_at
+                user,
+                name=opts["name"],
+                models=models,
+                expires_days=opts["expires_days"],
+                expires_at=expires_at,
+                allowed_ips=opts["allow_ip"],
             )
         except KeyServiceError as exc:
             raise CommandError(str(exc)) from None
         expiry = key.expires_at.isoformat() if key.expires_at else "never"
-        self.stdout.write(f"Issued key {key.name!r} ({key.prefix}) for {user.username}; expires: {expiry}.")
+        where = ", ".join(key.allowed_ips) or "any address"
+        self.stdout.write(
+            f"Issued key {key.name!r} ({key.prefix}) for {user.username}; expires: {expiry}; usable from: {where}."
+        )
         self.stdout.write("Store it now; it cannot be shown again:")
         self.stdout.write(secret)

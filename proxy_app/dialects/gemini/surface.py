@@ -22,6 +22,7 @@ from proxy_app.dialects.gemini import request as gn
 from proxy_app.dialects.http import json_response, read_json, stream_response
 from proxy_app.dialects.surface import Dialect, bearer, endpoint, stream_frames, unknown_route
 from proxy_app.ledger import usage
+from proxy_app.upstreams.gemini.codec import SKIP_SIGNATURE
 
 STREAM = "streamGenerateContent"
 METHODS = ("generateContent", STREAM, "countTokens", "embedContent", "batchEmbedContents")
@@ -54,7 +55,50 @@ def _native_chars(obj: dict) -> int:
     )
 
 
-NATIVE_PROBE = pipeline.Probe(usage=gn.usage_of, chars=_native_chars)
+def _reply_signatures(obj: dict) -> list[str]:
+    """Thought signatures in a native reply or stream event (candidates[].content.parts[])."""
+    candidates = obj.get("candidates") if isinstance(obj, dict) else None
+    if not isinstance(candidates, list):
+        return []
+    contents = [c.get("content") for c in candidates if isinstance(c, dict)]
+    return _signatures([c for c in contents if isinstance(c, dict)])
+
+
+def _signatures(contents: list) -> list[str]:
+    parts = [p for c in contents if isinstance(c, dict) for p in (c.get("parts") or []) if isinstance(p, dict)]
+    return [p["thoughtSignature"] for p in parts if isinstance(p.get("thoughtSignature"), str)]
+
+
+class _Signed:
+    """A native body whose history may carry thought signatures: the latest one (pool affinity),
+    and `unsign()`, which sends Gemini's documented skip value on function calls instead (and no
+    signature elsewhere) when the conversation must move to another key (mapping.md §5.3)."""
+
+    def __init__(self, body: dict) -> None:
+        self.body = body
+        contents = body.get("contents")
+        found = _signatures(contents) if isinstance(contents, list) else []
+        self.latest = found[-1] if found else None
+
+    def unsign(self) -> None:
+        if self.latest is None:
+            return
+        contents = []
+        for content in self.body.get("contents") or []:
+            if isinstance(content, dict) and isinstance(content.get("parts"), list):
+                content = {**content, "parts": [_unsigned(p) for p in content["parts"]]}
+            contents.append(content)
+        self.body, self.latest = {**self.body, "contents": contents}, None
+
+
+def _unsigned(part: object) -> object:
+    if not isinstance(part, dict) or "thoughtSignature" not in part:
+        return part
+    rest = {k: v for k, v in part.items() if k != "thoughtSignature"}
+    return {**rest, "thoughtSignature": SKIP_SIGNATURE} if "functionCall" in part else rest
+
+
+NATIVE_PROBE = pipeline.Probe(usage=gn.usage_of, chars=_native_chars, signatures=_reply_signatures)
 
 
 async def model_method(request: HttpRequest, identity: KeyIdentity, ctx: CallContext, tail: str) -> HttpResponse:
@@ -121,8 +165,10 @@ def _count_locally(body: dict, ctx: CallContext) -> HttpResponse:
 
 
 async def _pass_through(request, body: dict, alias: str, method: str, identity, ctx: CallContext) -> HttpResponse:
+    signed = _Signed(body)
+
     def send(client, upstream_model: str):
-        renamed = gn.rewrite_models(_capped(body, method, ctx), method, upstream_model)
+        renamed = gn.rewrite_models(_capped(signed.body, method, ctx), method, upstream_model)
         if method == STREAM:
             return client.forward_stream(upstream_model, renamed)
         return client.forward(upstream_model, method, renamed)
@@ -132,6 +178,8 @@ async def _pass_through(request, body: dict, alias: str, method: str, identity, 
         send=send,
         usage_of=_native_usage(body, method),
         probe=NATIVE_PROBE,
+        signature=signed.latest,
+        unsign=signed.unsign,
         **_admission_estimate(body, method),
     )
     if method == STREAM:

@@ -25,6 +25,13 @@ from proxy_app.core import hub
 from proxy_app.dialects.validate import as_list, as_object, as_string, fail, one_of
 
 ROLES = ("user", "assistant", "system", "developer")
+TOOL_SEARCH = "tool_search"  # the function a client-executed `tool_search` tool is declared as
+NAMESPACE_JOIN = "__"  # a `namespace` tool's function `f` in namespace `ns` is the upstream function ns__f
+
+
+def namespaced(namespace: str, name: str) -> str:
+    """The upstream function name of `name` inside `namespace` (request.py declares it so)."""
+    return f"{namespace}{NAMESPACE_JOIN}{name}"
 
 
 def parse_input(value: Any, param: str = "input") -> list[hub.Message]:
@@ -37,7 +44,7 @@ def parse_input(value: Any, param: str = "input") -> list[hub.Message]:
         p = f"{param}[{i}]"
         item = as_object(raw, p)
         kind = item.get("type", "message")
-        if kind not in ("function_call_output", "custom_tool_call_output") and media:
+        if kind not in ("function_call_output", "custom_tool_call_output", "tool_search_output") and media:
             out.append(hub.Message("user", media))
             media = []
         if kind == "message":
@@ -48,6 +55,10 @@ def parse_input(value: Any, param: str = "input") -> list[hub.Message]:
             _function_call(item, p, out, custom=True)
         elif kind in ("function_call_output", "custom_tool_call_output"):
             out.append(_function_output(item, p, out, media))
+        elif kind == "tool_search_call":
+            _search_call(item, p, out)
+        elif kind == "tool_search_output":
+            out.append(_search_output(item, p, out))
         elif kind == "reasoning":
             continue
         else:
@@ -126,6 +137,8 @@ def _file(part: dict[str, Any], param: str) -> hub.Part:
 def _function_call(item: dict[str, Any], param: str, out: list[hub.Message], custom: bool = False) -> None:
     call_id = as_string(item.get("call_id"), f"{param}.call_id", nonempty=True)
     name = as_string(item.get("name"), f"{param}.name", nonempty=True)
+    if item.get("namespace") is not None:
+        name = namespaced(as_string(item["namespace"], f"{param}.namespace", nonempty=True), name)
     if custom:
         arguments: Any = {"input": as_string(item.get("input", ""), f"{param}.input")}
     else:
@@ -169,3 +182,33 @@ def _function_output(
     else:
         text = as_string(output, f"{param}.output")
     return hub.Message("tool", [hub.Part("text", text=text)], tool_call_id=call_id, name=call.name)
+
+
+def _search_call(item: dict[str, Any], param: str, out: list[hub.Message]) -> None:
+    """A client tool search the model asked for: a call of the function `tool_search`."""
+    call_id = as_string(item.get("call_id"), f"{param}.call_id", nonempty=True)
+    call = hub.ToolCall(
+        id=call_id, name=TOOL_SEARCH, arguments=as_object(item.get("arguments", {}), f"{param}.arguments")
+    )
+    last = out[-1] if out else None
+    if last is not None and last.role == "assistant":
+        last.tool_calls.append(call)
+    else:
+        out.append(hub.Message("assistant", [], tool_calls=[call]))
+
+
+def _search_output(item: dict[str, Any], param: str, history: list[hub.Message]) -> hub.Message:
+    """The tools a client tool search loaded: the model is told their names (request.py declares
+    them from the item's `tools`)."""
+    call_id = as_string(item.get("call_id"), f"{param}.call_id", nonempty=True)
+    if not any(c.id == call_id for m in history for c in m.tool_calls):
+        fail(f"{param}.call_id", f"no tool_search_call item with call_id {call_id!r} precedes this output")
+    names = []
+    for j, raw in enumerate(as_list(item.get("tools", []), f"{param}.tools")):
+        tool = as_object(raw, f"{param}.tools[{j}]")
+        if tool.get("type") == "namespace":
+            names += [namespaced(str(tool.get("name")), str(t.get("name"))) for t in tool.get("tools") or []]
+        else:
+            names.append(str(tool.get("name")))
+    text = orjson.dumps({"loaded_tools": names}).decode()
+    return hub.Message("tool", [hub.Part("text", text=text)], tool_call_id=call_id, name=TOOL_SEARCH)

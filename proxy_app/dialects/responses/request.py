@@ -6,7 +6,10 @@ docs/reference/responses.md §2 and §7.1:
 - `instructions` become the first system message (never inherited from the previous response);
 - flat function tools map to hub tools (`strict` dropped); `custom` (freeform, e.g. Codex's
   apply_patch) tools become functions with one string parameter `input` (a grammar goes into the
-  description); built-in tools are refused with 400 naming the tool;
+  description); the function / custom tools of a `namespace` tool (Codex's multi_agent_v1) are
+  declared upstream as `namespace__name`, their calls come back with `namespace` set; a client
+  `tool_search` tool (Codex) is the function `tool_search`, and the tools its `tool_search_output`
+  items loaded are declared from then on; other built-in tools are refused with 400 naming the tool;
 - `reasoning.effort` becomes the hub reasoning effort (as the chat dialect's `reasoning_effort`),
   a `reasoning.summary` asks for the thoughts;
 - `text.format` json_schema / json_object becomes the hub response format;
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy_app.core import hub
-from proxy_app.dialects.responses.items import parse_input
+from proxy_app.dialects.responses.items import TOOL_SEARCH, namespaced, parse_input
 from proxy_app.dialects.responses.response import (
     ResponseStreamEncoder,
     build_error,
@@ -61,6 +64,13 @@ CUSTOM_PARAMETERS: dict[str, Any] = {
     "properties": {"input": {"type": "string", "description": "The tool's whole input, as free text."}},
     "required": ["input"],
 }
+SUPPORTED_TOOLS = "function, custom, namespace and client tool_search tools"
+# A client `tool_search` tool without its own parameter schema.
+SEARCH_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {"query": {"type": "string", "description": "What tools to look for."}},
+    "required": ["query"],
+}
 REFUSED_FIELDS = {
     "conversation": "the Conversations API is not supported; use previous_response_id",
     "prompt": "stored prompts are not supported",
@@ -75,6 +85,9 @@ class ResponsesRequest:
     previous_response_id: str | None = None
     echo: dict[str, Any] = field(default_factory=dict)  # request fields the response object repeats
     custom_tools: frozenset[str] = frozenset()  # names of `custom` tools: their calls are custom_tool_call items
+    # Upstream function name -> (namespace, name) for the tools of `namespace` tools.
+    namespaces: dict[str, tuple[str, str]] = field(default_factory=dict)
+    search_tool: str | None = None  # TOOL_SEARCH when a client `tool_search` tool is declared
 
 
 def previous_id(body: object) -> str | None:
@@ -119,8 +132,11 @@ def parse_responses_request(body: object, history: list[dict[str, Any]] | None =
     req.max_tokens = optional(body, "max_output_tokens", as_int, 1)
     req.temperature = optional(body, "temperature", as_number, 0, 2)
     req.top_p = optional(body, "top_p", as_number, 0, 1)
-    req.tools = optional(body, "tools", _tools) or []
-    custom = frozenset(t["name"] for t in body.get("tools") or [] if t.get("type") == "custom")  # valid now
+    namespaces: dict[str, tuple[str, str]] = {}
+    custom: set[str] = set()
+    req.tools = optional(body, "tools", _tools, namespaces, custom) or []
+    search = TOOL_SEARCH if any(t.get("type") == "tool_search" for t in body.get("tools") or []) else None
+    req.tools += _loaded_tools(list(history or []) + items, namespaces, custom, req.tools)
     if body.get("tool_choice") is not None:
         req.tool_choice = _tool_choice(body["tool_choice"], req.tools)
     _apply_reasoning(body, req)
@@ -148,33 +164,76 @@ def parse_responses_request(body: object, history: list[dict[str, Any]] | None =
         store=store is not False,
         previous_response_id=body.get("previous_response_id"),
         echo=echo,
-        custom_tools=custom,
+        custom_tools=frozenset(custom),
+        namespaces=namespaces,
+        search_tool=search,
     )
 
 
-def _tools(value: Any, param: str) -> list[hub.Tool]:
+def _tools(value: Any, param: str, namespaces: dict[str, tuple[str, str]], custom: set[str]) -> list[hub.Tool]:
+    """Function and custom tools, and those grouped in `namespace` tools (declared upstream as
+    namespace__name; `namespaces` and `custom` are filled in for the response's call items)."""
     tools: list[hub.Tool] = []
     for i, raw in enumerate(as_list(value, param)):
         p = f"{param}[{i}]"
         raw = as_object(raw, p)
-        kind = raw.get("type")
-        if kind not in ("function", "custom"):
-            name = raw.get("name") or kind
-            message = f"tool {name!r} of type {kind!r} is not supported; only function and custom tools work here"
-            fail(f"{p}.type", message)
-        tool = hub.Tool(
-            name=as_function_name(raw.get("name"), f"{p}.name"),
-            description=optional(raw, "description", as_string, at=p) or "",
-            parameters=optional(raw, "parameters", as_object, at=p)
-            if kind == "function"
-            else copy.deepcopy(CUSTOM_PARAMETERS),
-        )
-        if kind == "custom":
-            tool.description = _custom_description(tool.description, optional(raw, "format", as_object, at=p), p)
-        if any(t.name == tool.name for t in tools):
-            fail(f"{p}.name", f"duplicate function name {tool.name!r}")
-        tools.append(tool)
+        if raw.get("type") != "namespace":
+            tools.append(_tool(raw, p, None, custom, tools))
+            continue
+        space = as_function_name(raw.get("name"), f"{p}.name")
+        about = optional(raw, "description", as_string, at=p)
+        for j, inner in enumerate(as_list(raw.get("tools"), f"{p}.tools")):
+            tool = _tool(as_object(inner, f"{p}.tools[{j}]"), f"{p}.tools[{j}]", space, custom, tools)
+            namespaces[tool.name] = (space, inner["name"])
+            if about:
+                tool.description = f"({space}: {about})\n{tool.description}".rstrip()
+            tools.append(tool)
     return tools
+
+
+def _loaded_tools(
+    items: list[Any], namespaces: dict[str, tuple[str, str]], custom: set[str], declared: list[hub.Tool]
+) -> list[hub.Tool]:
+    """The tools that client tool searches loaded (`tool_search_output` items): declared from then on."""
+    loaded: list[hub.Tool] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or item.get("type") != "tool_search_output":
+            continue
+        found = _tools(item.get("tools", []), f"input[{i}].tools", namespaces, custom)
+        known = {t.name for t in declared + loaded}
+        loaded += [t for t in found if t.name not in known]
+    return loaded
+
+
+def _tool(raw: dict[str, Any], p: str, space: str | None, custom: set[str], before: list[hub.Tool]) -> hub.Tool:
+    kind = raw.get("type")
+    if kind == "tool_search" and space is None:
+        if raw.get("execution") != "client":
+            fail(f"{p}.execution", 'only a client-executed tool_search tool (execution: "client") works here')
+        if any(t.name == TOOL_SEARCH for t in before):
+            fail(f"{p}.type", f"duplicate function name {TOOL_SEARCH!r}")
+        parameters = optional(raw, "parameters", as_object, at=p) or copy.deepcopy(SEARCH_PARAMETERS)
+        return hub.Tool(TOOL_SEARCH, optional(raw, "description", as_string, at=p) or "Search for tools.", parameters)
+    if kind not in ("function", "custom"):
+        name = raw.get("name") or kind
+        message = f"tool {name!r} of type {kind!r} is not supported; only {SUPPORTED_TOOLS} work here"
+        fail(f"{p}.type", message)
+    name = as_function_name(raw.get("name"), f"{p}.name")
+    if space is not None:
+        name = as_function_name(namespaced(space, name), f"{p}.name")  # the joined name must fit too
+    tool = hub.Tool(
+        name=name,
+        description=optional(raw, "description", as_string, at=p) or "",
+        parameters=optional(raw, "parameters", as_object, at=p)
+        if kind == "function"
+        else copy.deepcopy(CUSTOM_PARAMETERS),
+    )
+    if any(t.name == name for t in before):
+        fail(f"{p}.name", f"duplicate function name {name!r}")
+    if kind == "custom":
+        tool.description = _custom_description(tool.description, optional(raw, "format", as_object, at=p), p)
+        custom.add(name)
+    return tool
 
 
 def _custom_description(description: str, fmt: dict[str, Any] | None, param: str) -> str:

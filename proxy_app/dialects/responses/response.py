@@ -5,6 +5,8 @@ Follows docs/reference/responses.md §3, §4 and §7.2/§7.3:
   item with one `output_text` part, then one `function_call` item per call (`arguments` a compact
   JSON string, `call_id` the hub call id); a call of a `custom` tool is a `custom_tool_call`
   item whose `input` is the call's `input` argument (streamed as custom_tool_call_input events);
+  a call of a `namespace` tool's function carries `namespace` and the function's own name; a
+  call of the client-executed `tool_search` tool is a `tool_search_call` item;
 - `status` incomplete with `incomplete_details.reason` max_output_tokens / content_filter for
   the hub's length / content_filter finishes, else completed;
 - usage: `input_tokens` includes cached tokens, `output_tokens` includes reasoning tokens;
@@ -60,7 +62,7 @@ def base_object(response_id: str, model: str, created_at: int, echo: dict[str, A
 
 
 def _finished(obj: dict[str, Any], output: list[dict], reason: hub.FinishReason, usage: hub.Usage) -> dict[str, Any]:
-    calls = any(i["type"] in ("function_call", "custom_tool_call") for i in output)
+    calls = any(i["type"] in ("function_call", "custom_tool_call", "tool_search_call") for i in output)
     incomplete = INCOMPLETE.get(reason) if not calls else None
     return {
         **obj,
@@ -82,27 +84,32 @@ def message_item(text: str, item_id: str | None = None, status: str = "completed
 
 
 def call_item(
-    call: hub.ToolCall, item_id: str | None = None, status: str = "completed", custom: frozenset[str] = frozenset()
+    call: hub.ToolCall,
+    item_id: str | None = None,
+    status: str = "completed",
+    custom: frozenset[str] = frozenset(),
+    namespaces: dict[str, tuple[str, str]] | None = None,
+    search: str | None = None,
 ) -> dict[str, Any]:
+    """A function_call (or custom_tool_call) item; a call of a namespace's tool names its namespace;
+    a call of the client-executed `tool_search` tool (declared as function `search`) is a
+    tool_search_call item with `arguments` an object."""
+    space, name = (namespaces or {}).get(call.name, (None, call.name))
+    if search is not None and call.name == search:
+        item = {"type": "tool_search_call", "id": item_id or new_id("tsc"), "call_id": call.id}
+        item.update(arguments=call.arguments or {}, execution="client", status=status)
+        return item
     if call.name in custom:
         value = (call.arguments or {}).get("input", "")
         text = value if isinstance(value, str) else orjson.dumps(value).decode()
-        return {
-            "type": "custom_tool_call",
-            "id": item_id or new_id("ctc"),
-            "call_id": call.id,
-            "name": call.name,
-            "input": text,
-            "status": status,
-        }
-    return {
-        "type": "function_call",
-        "id": item_id or new_id("fc"),
-        "call_id": call.id,
-        "name": call.name,
-        "arguments": orjson.dumps(call.arguments or {}).decode(),
-        "status": status,
-    }
+        item = {"type": "custom_tool_call", "id": item_id or new_id("ctc"), "call_id": call.id, "name": name}
+        item.update(input=text, status=status)
+    else:
+        item = {"type": "function_call", "id": item_id or new_id("fc"), "call_id": call.id, "name": name}
+        item.update(arguments=orjson.dumps(call.arguments or {}).decode(), status=status)
+    if space is not None:
+        item["namespace"] = space
+    return item
 
 
 def build_response(
@@ -112,6 +119,8 @@ def build_response(
     created_at: int,
     echo: dict[str, Any],
     custom: frozenset[str] = frozenset(),
+    namespaces: dict[str, tuple[str, str]] | None = None,
+    search: str | None = None,
 ) -> dict[str, Any]:
     """hub.ChatResponse -> a finished Response object."""
     choice = resp.choices[0] if resp.choices else hub.Choice(finish_reason="content_filter")
@@ -120,7 +129,7 @@ def build_response(
         output.append(reasoning_item(choice.reasoning))
     if choice.text:
         output.append(message_item(choice.text))
-    output.extend(call_item(c, custom=custom) for c in choice.tool_calls)
+    output.extend(call_item(c, custom=custom, namespaces=namespaces, search=search) for c in choice.tool_calls)
     return _finished(base_object(response_id, model, created_at, echo), output, choice.finish_reason, resp.usage)
 
 
@@ -140,9 +149,16 @@ class ResponseStreamEncoder:
     `error()`), `response` holds the final Response object."""
 
     def __init__(
-        self, model: str, response_id: str, created_at: int, echo: dict[str, Any], custom: frozenset[str] = frozenset()
+        self,
+        model: str,
+        response_id: str,
+        created_at: int,
+        echo: dict[str, Any],
+        custom: frozenset[str] = frozenset(),
+        namespaces: dict[str, tuple[str, str]] | None = None,
+        search: str | None = None,
     ) -> None:
-        self._custom = custom
+        self._custom, self._namespaces, self._search = custom, namespaces, search
         self._obj = base_object(response_id, model, created_at, echo)
         self._seq = 0
         self._started = False
@@ -228,8 +244,14 @@ class ResponseStreamEncoder:
 
     def _call(self, call: hub.ToolCall) -> list[bytes]:
         frames = self._close()
-        item = call_item(call, custom=self._custom)
+        item = call_item(call, custom=self._custom, namespaces=self._namespaces, search=self._search)
         index = len(self._output)
+        if item["type"] == "tool_search_call":  # no argument events: added, then done
+            added = {**item, "status": "in_progress"}
+            frames.append(self._event("response.output_item.added", {"output_index": index, "item": added}))
+            frames.append(self._event("response.output_item.done", {"output_index": index, "item": item}))
+            self._output.append(item)
+            return frames
         field, events = (
             ("input", "custom_tool_call_input")
             if item["type"] == "custom_tool_call"

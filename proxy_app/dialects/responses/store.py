@@ -3,8 +3,9 @@ back for `previous_response_id`, GET, DELETE and input_items, always scoped to t
 
 The only writer of proxy_app.models.StoredResponse; the codecs never touch the database. Items
 get ids when stored (`msg_…` for messages without one, `fc_…`/`fco_…` for calls and outputs), so
-input_items can list them. Rows older than GATEWAY_RESPONSES_RETENTION_DAYS read as unknown and
-are deleted by `prune` (the `prune_responses` command).
+input_items can list them and `item_reference` input items can name them. Rows older than
+GATEWAY_RESPONSES_RETENTION_DAYS read as unknown and are deleted by `prune` (the
+`prune_responses` command).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from django.utils import timezone
 from accounts.authentication import KeyIdentity
 from proxy_app.core.errors import NotFound
 from proxy_app.dialects.responses.response import new_id
+from proxy_app.dialects.validate import fail
 from proxy_app.models import StoredResponse
 
+REFERENCE_SCAN = 100  # how many of the user's latest stored responses an item_reference is looked up in
 ID_PREFIXES = {
     "message": "msg",
     "function_call": "fc",
@@ -27,6 +30,8 @@ ID_PREFIXES = {
     "custom_tool_call": "ctc",
     "custom_tool_call_output": "ctco",
     "reasoning": "rs",
+    "tool_search_call": "tsc",
+    "tool_search_output": "tso",
 }
 
 
@@ -62,6 +67,38 @@ async def history(response_id: str, identity: KeyIdentity) -> list[dict[str, Any
     """What `previous_response_id` continues: that response's expanded input, then its output."""
     stored = await load(response_id, identity, param="previous_response_id")
     return list(stored.input_items) + list(stored.response.get("output") or [])
+
+
+async def resolve_references(body: Any, history: list[dict[str, Any]], identity: KeyIdentity) -> None:
+    """Replace the `item_reference` items of `body["input"]` by the stored items they name: first
+    among `history` (what previous_response_id continues), then among the input and output items of
+    the user's REFERENCE_SCAN latest stored responses. An unknown id is a 400 naming the item."""
+    items = body.get("input") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        return
+    wanted = {
+        i: item.get("id")
+        for i, item in enumerate(items)
+        if isinstance(item, dict) and item.get("type") == "item_reference"
+    }
+    if not wanted:
+        return
+    found = {item.get("id"): item for item in history if isinstance(item, dict) and item.get("id")}
+    if any(ref not in found for ref in wanted.values()):
+        rows = StoredResponse.objects.filter(user_id=identity.user_id)
+        cutoff = retention_cutoff()
+        if cutoff is not None:
+            rows = rows.filter(created_at__gte=cutoff)
+        async for row in rows.order_by("-created_at")[:REFERENCE_SCAN]:
+            for item in list(row.input_items) + list(row.response.get("output") or []):
+                if isinstance(item, dict) and item.get("id"):
+                    found.setdefault(item["id"], item)
+            if all(ref in found for ref in wanted.values()):
+                break
+    for i, ref in wanted.items():
+        if not isinstance(ref, str) or ref not in found:
+            fail(f"input[{i}].id", f"no stored item with id {ref!r} (item_reference)")
+        items[i] = found[ref]
 
 
 async def save(response: dict[str, Any], items: list[dict[str, Any]], identity: KeyIdentity) -> None:

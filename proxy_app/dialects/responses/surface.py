@@ -36,6 +36,7 @@ async def _parse(request: HttpRequest, identity: KeyIdentity) -> tuple[rs.Respon
     body = read_json(request)
     previous = rs.previous_id(body)
     history = await store.history(previous, identity) if previous else []
+    await store.resolve_references(body, history, identity)
     return rs.parse_responses_request(body, history), history
 
 
@@ -47,11 +48,15 @@ async def create(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) 
     items = history + parsed.input_items
     if req.stream:
         events = await pipeline.run_stream(req, identity, ctx)
-        encoder = rs.ResponseStreamEncoder(req.model, response_id, created, parsed.echo, parsed.custom_tools)
+        encoder = rs.ResponseStreamEncoder(
+            req.model, response_id, created, parsed.echo, parsed.custom_tools, parsed.namespaces, parsed.search_tool
+        )
         frames = _store_at_end(stream_frames(events, encoder), encoder, items if parsed.store else None, identity)
         return stream_response(keep_alive(frames, KEEPALIVE, KEEPALIVE_SECONDS), "text/event-stream")
     resp = await pipeline.run_chat(req, identity, ctx)
-    obj = rs.build_response(resp, req.model, response_id, created, parsed.echo, parsed.custom_tools)
+    obj = rs.build_response(
+        resp, req.model, response_id, created, parsed.echo, parsed.custom_tools, parsed.namespaces, parsed.search_tool
+    )
     if parsed.store:
         await store.save(obj, items, identity)
     return json_response(obj)

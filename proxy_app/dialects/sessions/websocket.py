@@ -43,10 +43,12 @@ from django.conf import settings
 from django.urls import path
 
 from accounts.authentication import AuthFailure, KeyIdentity, authenticate_secret, bearer_secret
+from gateway_site.client_ip import scope_ip
 from proxy_app.chat import sessions
 from proxy_app.core.context import CallContext
 from proxy_app.core.errors import GatewayError, InvalidRequest, Unauthorized
 from proxy_app.dialects.sessions import codec
+from proxy_app.dialects.surface import address_refused
 from proxy_app.ledger import usage
 
 log = logging.getLogger(__name__)
@@ -204,6 +206,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     def _ctx(self, endpoint: str) -> CallContext:
         ctx = CallContext(dialect="sessions", endpoint=endpoint, request_id=f"ws_{uuid.uuid4().hex}")
+        ctx.client_ip = scope_ip(self.scope)
         if self.identity is not None:
             ctx.user_id, ctx.key_id, ctx.key_prefix = self.identity.user_id, self.identity.key_id, self.identity.prefix
         return ctx
@@ -221,13 +224,21 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def _authenticate_key(self, secret: str, how: str) -> None:
         try:
-            self.identity = await authenticate_secret(secret)
+            self.identity = await self._key_identity(secret)
         except AuthFailure as exc:
             return await self._refuse(Unauthorized(str(exc)))
-        self.reauthenticate = lambda: authenticate_secret(secret)  # the secret stays in this process only
+        except GatewayError as err:  # outside the key's IP allow-list
+            return await self._refuse(err)
+        self.reauthenticate = lambda: self._key_identity(secret)  # the secret stays in this process only
         if self.auth_timer is not None:
             self.auth_timer.cancel()
         await self._ready(how)
+
+    async def _key_identity(self, secret: str) -> KeyIdentity:
+        identity = await authenticate_secret(secret)
+        if not identity.allows_address(scope_ip(self.scope)):
+            raise address_refused(scope_ip(self.scope))
+        return identity
 
     async def _still_authorized(self) -> bool:
         """A key revoked or expired (or a member deactivated) while the socket is open stops working

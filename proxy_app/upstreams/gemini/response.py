@@ -198,7 +198,15 @@ def _token_logprob(raw: object) -> tuple[str, float]:
 
 
 def parse_error(status: int, body: object, retry_after_header: str | None = None) -> GatewayError:
-    """The gateway error for a Gemini error reply (HTTP status + google.rpc.Status body)."""
+    """The gateway error for a Gemini error reply (HTTP status + google.rpc.Status body), carrying
+    that status and the wait Google asked for (RetryInfo, else Retry-After), if any."""
+    err = _mapped_error(status, body, retry_after_header)
+    err.upstream_status = status
+    err.retry_hint = wire.given_retry_after(wire.google_error(body), retry_after_header)
+    return err
+
+
+def _mapped_error(status: int, body: object, retry_after_header: str | None) -> GatewayError:
     error = wire.google_error(body)
     message = wire.error_message(error) or f"Gemini upstream answered HTTP {status}"
     if status in (401, 403) or (status == 400 and wire.is_key_error(error)):

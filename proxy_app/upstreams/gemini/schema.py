@@ -167,13 +167,18 @@ def is_key_error(error: dict[str, Any] | None) -> bool:
 
 def retry_after(error: dict[str, Any] | None, header: str | None) -> int:
     """RetryInfo.retryDelay ("37s"), else the Retry-After header, else DEFAULT_RETRY_AFTER."""
+    given = given_retry_after(error, header)
+    return DEFAULT_RETRY_AFTER if given is None else given
+
+
+def given_retry_after(error: dict[str, Any] | None, header: str | None) -> int | None:
+    """RetryInfo.retryDelay ("37s"), else the Retry-After header; None when neither says."""
     for detail in error_details(error):
         if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
             seconds = _seconds(str(detail.get("retryDelay", "")).removesuffix("s"))
             if seconds is not None:
                 return seconds
-    from_header = _seconds(header or "")
-    return DEFAULT_RETRY_AFTER if from_header is None else from_header
+    return _seconds(header or "")
 
 
 def _seconds(text: str) -> int | None:

@@ -31,7 +31,16 @@ DEFAULT_RETRY_AFTER = 30  # seconds, when a 429 names no delay
 def parse_error(
     status: int, body: object, retry_after: str | None = None, *, retry_after_ms: str | None = None
 ) -> GatewayError:
-    """The gateway error for an upstream error reply (HTTP status + OpenAI-shaped body, or not)."""
+    """The gateway error for an upstream error reply (HTTP status + OpenAI-shaped body, or not),
+    carrying that status and the wait the server asked for (retry-after-ms / Retry-After), if any."""
+    err = _mapped_error(status, body, retry_after, retry_after_ms)
+    err.upstream_status = status
+    if retry_after or retry_after_ms:
+        err.retry_hint = _retry_after(retry_after, retry_after_ms)
+    return err
+
+
+def _mapped_error(status: int, body: object, retry_after: str | None, retry_after_ms: str | None) -> GatewayError:
     error = _error_object(body)
     message = _error_message(error, body) or f"OpenAI-compatible upstream answered HTTP {status}"
     code = error.get("code") if error else None
