@@ -103,8 +103,9 @@ admin_only_axes = _admin_only("axes.middleware.AxesMiddleware")
 
 @async_only_middleware
 def audit_actor(get_response):
-    """The audit log (django-auditlog) records the logged-in user, the client address the server saw
-    (not X-Forwarded-For, which a client can write) and "admin" or "web" as the actor of every change
+    """The audit log (django-auditlog) records the logged-in user, the client address (REMOTE_ADDR:
+    gateway_site.client_ip trusts X-Forwarded-For only from GATEWAY_TRUSTED_PROXIES; auditlog's own
+    middleware would take the header from anyone) and "admin" or "web" as the actor of every change
     an admin or member page makes. django-auditlog's own middleware is sync and would close its
     context before an async view ran; this one keeps it open until the response is made."""
     from accounts.audit import request_actor
