@@ -8,7 +8,7 @@ PORT   ?= 8000
 WORKERS ?= 1
 CONFIG ?=
 
-.PHONY: run serve test demo bench install install-test clean
+.PHONY: run serve test fuzz demo bench install install-test clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=...)")'
@@ -40,6 +40,13 @@ serve: install
 
 test: install-test
 	bash scripts/test.sh
+
+# The fuzzers and fault tests at release size, with a fresh seed (make test runs them bounded, seed fixed).
+FUZZ_EXAMPLES ?= 50000
+FUZZ_WS_FRAMES ?= 10000
+fuzz: install-test
+	FUZZ_RANDOM=1 FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_WS_FRAMES=$(FUZZ_WS_FRAMES) GATEWAY_VAR_DIR=$$(mktemp -d) \
+	  $(BIN)/pytest -m fuzz -s -p no:cacheprovider tests/test_fuzz_http.py tests/test_fuzz_ws.py
 
 demo: install-test
 	bash scripts/demo.sh

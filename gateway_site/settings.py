@@ -171,6 +171,36 @@ AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_CLIENT_IP_CALLABLE = "gateway_site.client_ip.request_ip"  # the real client, never a forged header
 
+# Single sign-on (accounts/sso.py, mozilla-django-oidc): OpenID Connect login beside the password one,
+# on when GATEWAY_OIDC_ISSUER is set. Endpoints not given here are read from the issuer's discovery
+# document at the first login. The groups claim decides admin (staff group) or member at each login.
+OIDC_ISSUER = env_str("GATEWAY_OIDC_ISSUER")
+OIDC_ENABLED = bool(OIDC_ISSUER)
+OIDC_STAFF_GROUP = env_str("GATEWAY_OIDC_STAFF_GROUP", "gateway-admins")
+OIDC_GROUPS_CLAIM = env_str("GATEWAY_OIDC_GROUPS_CLAIM", "groups")
+if OIDC_ENABLED:
+    try:
+        import mozilla_django_oidc  # noqa: F401
+    except ImportError:
+        raise ImproperlyConfigured(
+            "GATEWAY_OIDC_ISSUER is set but the sso extra is not installed: pip install -e '.[sso]'"
+        ) from None
+    OIDC_RP_CLIENT_ID = env_str("GATEWAY_OIDC_CLIENT_ID")
+    OIDC_RP_CLIENT_SECRET = env_str("GATEWAY_OIDC_CLIENT_SECRET")
+    if not OIDC_RP_CLIENT_ID or not OIDC_RP_CLIENT_SECRET:
+        raise ImproperlyConfigured("GATEWAY_OIDC_ISSUER needs GATEWAY_OIDC_CLIENT_ID and GATEWAY_OIDC_CLIENT_SECRET")
+    OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("GATEWAY_OIDC_AUTHORIZATION_ENDPOINT")
+    OIDC_OP_TOKEN_ENDPOINT = env_str("GATEWAY_OIDC_TOKEN_ENDPOINT")
+    OIDC_OP_USER_ENDPOINT = env_str("GATEWAY_OIDC_USERINFO_ENDPOINT")
+    OIDC_OP_JWKS_ENDPOINT = env_str("GATEWAY_OIDC_JWKS_ENDPOINT")
+    OIDC_RP_SIGN_ALGO = env_str("GATEWAY_OIDC_SIGN_ALGO", "RS256")
+    OIDC_RP_SCOPES = env_str("GATEWAY_OIDC_SCOPES", "openid email profile groups")
+    OIDC_USE_PKCE = True
+    OIDC_AUTHENTICATE_CLASS = "accounts.sso.Authenticate"
+    LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
+    INSTALLED_APPS.insert(INSTALLED_APPS.index("accounts"), "mozilla_django_oidc")
+    AUTHENTICATION_BACKENDS.append("accounts.sso.Backend")
+
 # The admin's checks look for the session/auth/messages middlewares by name; they are there,
 # wrapped by admin_only_* above (as is axes' middleware, which axes.W002 looks for).
 SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410", "axes.W002"]
@@ -247,6 +277,9 @@ BODY_READ_TIMEOUT = env_float("GATEWAY_BODY_READ_TIMEOUT", 30.0)
 
 UPSTREAM_CONNECT_TIMEOUT = env_float("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", 10.0)
 UPSTREAM_READ_TIMEOUT = env_float("GATEWAY_UPSTREAM_READ_TIMEOUT", 300.0)
+# From sending a request until the upstream's answer starts (status line and headers): an upstream
+# that accepts and then says nothing is given up on after this, not after the read timeout.
+UPSTREAM_FIRST_BYTE_TIMEOUT = env_float("GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT", 120.0)
 # Upstream calls open at once per process (streams included); past it a call gets 503 at once.
 UPSTREAM_MAX_CONNECTIONS = env_int("GATEWAY_UPSTREAM_MAX_CONNECTIONS", 4000, minimum=1)
 UPSTREAM_TRANSPORT = env_str("GATEWAY_UPSTREAM_TRANSPORT", "aiohttp")
@@ -348,6 +381,18 @@ if ACCESS_LOG_FILE:
     }
     _access_handlers.append("access_file")
 LOGGING["loggers"]["gateway.access"] = {"handlers": _access_handlers, "level": "INFO", "propagate": False}
+
+# --- Tracing (proxy_app/ops/tracing.py): OpenTelemetry, on only when an OTLP endpoint is given. The
+# SDK reads the other OTEL_* variables itself (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, OTEL_SERVICE_NAME...).
+OTEL_ENABLED = bool(env_str("OTEL_EXPORTER_OTLP_ENDPOINT")) and not env_bool("OTEL_SDK_DISABLED", False)
+if OTEL_ENABLED:
+    try:
+        import opentelemetry.exporter.otlp.proto.http  # noqa: F401
+        import opentelemetry.sdk  # noqa: F401
+    except ImportError:
+        raise ImproperlyConfigured(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is not installed: pip install -e '.[otel]'"
+        ) from None
 
 # --- Chat sessions (the earlier session proxies' /start_chat, /v1/sessions, ws/chat/: proxy_app/chat/sessions.py)
 # History entries (one user message or one answer each) kept per session; older ones are dropped

@@ -23,6 +23,19 @@ install_cli .cache/gemini-cli @google/gemini-cli@0.61.0 gemini tests/test_gemini
 install_cli .cache/claude-code @anthropic-ai/claude-code@2.1.332 claude tests/test_claude_code.py
 install_cli .cache/codex @openai/codex@0.171.0 codex tests/test_codex_cli.py
 
+# The SSO test runs a real OpenID Connect provider (npm's oidc-provider, pinned) in tests/oidc/provider.mjs.
+OIDC_DIR=.cache/oidc-provider
+if [ ! -d "$OIDC_DIR/node_modules/oidc-provider" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "== installing oidc-provider@9.13.3 into $OIDC_DIR (for tests/test_sso.py)"
+    mkdir -p "$OIDC_DIR"
+    npm install --prefix "$OIDC_DIR" --no-audit --no-fund --silent oidc-provider@9.13.3 \
+      || echo "could not install oidc-provider: the SSO test will be skipped"
+  else
+    echo "npm not found: the SSO test will be skipped"
+  fi
+fi
+
 # The browser tests drive Debian's Chromium (no browser download); install it when we can.
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -78,3 +78,27 @@ def test_oversize_body_in_every_dialect(gateway_url, api_key, settings):
         headers={"x-goog-api-key": api_key},
     )
     assert resp.status_code == 413 and resp.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "DELETE"])
+def test_the_ollama_root_probe_answers_any_method_without_django_csrf_page(gateway_url, method):
+    resp = httpx.request(method, f"{gateway_url}/")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize(
+    "path, shape",
+    [
+        ("/v1beta/models/x%0Ay", "gemini"),
+        ("/v1/chat%0A", "openai"),
+        ("/api/chat%0A", "ollama"),
+        ("/v1/messages/x%0A", "anthropic"),
+        ("/v1/sessions/a%0Ab/c", "sessions"),
+    ],
+)
+def test_a_newline_in_the_path_still_gets_the_dialects_404(gateway_url, api_key, path, shape):
+    """URL patterns' `.` stops at a newline: such paths fell through to Django's HTML 404 (found by the fuzzer)."""
+    resp = httpx.get(f"{gateway_url}{path}", headers={"authorization": f"Bearer {api_key}"})
+    assert resp.status_code == 404 and resp.headers["content-type"] == "application/json", resp.text
+    error = resp.json()["error"]
+    assert isinstance(error, str) if shape == "ollama" else "Unknown endpoint" in error["message"]

@@ -9,6 +9,7 @@ import pytest
 from proxy_app.core.errors import (
     InvalidRequest,
     NotFound,
+    PayloadTooLarge,
     RateLimited,
     UpstreamError,
     UpstreamTimeout,
@@ -302,7 +303,7 @@ AUTH = "upstream authentication failed"
             400,
             "<html>Bad Request</html>",
             None,
-            (UpstreamError, 502, "bad_gateway", "Gemini upstream answered HTTP 400", None),
+            (InvalidRequest, 400, None, "Gemini upstream answered HTTP 400", None),  # the client's body
             id="400-non-json",
         ),
         pytest.param(
@@ -316,7 +317,7 @@ AUTH = "upstream authentication failed"
             400,
             {"error": "boom"},
             None,
-            (UpstreamError, 502, "bad_gateway", "Gemini upstream answered HTTP 400", None),
+            (InvalidRequest, 400, None, "Gemini upstream answered HTTP 400", None),
             id="400-odd-shape",
         ),
         pytest.param(
@@ -344,8 +345,22 @@ AUTH = "upstream authentication failed"
             409,
             google(409, "ABORTED", "conflict"),
             None,
-            (UpstreamError, 502, "bad_gateway", "conflict", None),
+            (InvalidRequest, 409, None, "conflict", None),
             id="409",
+        ),
+        pytest.param(
+            413,
+            "Request Entity Too Large",
+            None,
+            (PayloadTooLarge, 413, "request_too_large", "Gemini upstream answered HTTP 413", None),
+            id="413",
+        ),
+        pytest.param(
+            422,
+            google(422, "INVALID_ARGUMENT", "bad field"),
+            None,
+            (InvalidRequest, 400, None, "bad field", None),
+            id="422",
         ),
         pytest.param(
             200,

@@ -36,10 +36,12 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 class Gateway:
     """The documented launcher; `server`/`workers` as its --server/--workers flags."""
 
-    def __init__(self, env: dict[str, str], server: str = "uvicorn", workers: int = 1, log=None) -> None:
+    def __init__(
+        self, env: dict[str, str], server: str = "uvicorn", workers: int = 1, log=None, port: int | None = None
+    ) -> None:
         """`log`: a file for the server's output instead of a pipe (a pipe nobody reads while the
         test runs fills up and blocks the server's next write)."""
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [

@@ -33,7 +33,7 @@ from proxy_app.call.routing import Member, Route
 from proxy_app.core.context import CallContext
 from proxy_app.core.errors import GatewayError, UpstreamUnavailable
 from proxy_app.ledger import upstream_limits
-from proxy_app.ops import detail_log, observability
+from proxy_app.ops import detail_log, observability, tracing
 from proxy_app.upstreams import UpstreamClient, client_for
 
 T = TypeVar("T")
@@ -110,6 +110,8 @@ async def _attempt(
 ) -> T:
     name = member.upstream.name
     ctx.upstream_name, ctx.upstream_model = name, member.upstream_model
+    if ctx.otel is not None:
+        tracing.routed(ctx, member.upstream.kind)
     hold = await upstream_limits.acquire(member.upstream, tokens, ctx.request_id)  # UpstreamBusy: next member
     ctx.attempts += 1
     try:

@@ -34,7 +34,7 @@ from proxy_app.core import context, hub
 from proxy_app.core.context import CallContext
 from proxy_app.core.errors import GatewayError, UpstreamError
 from proxy_app.ledger import quota, usage
-from proxy_app.ops import observability
+from proxy_app.ops import observability, tracing
 from proxy_app.upstreams import UpstreamClient, client_for
 
 log = logging.getLogger(__name__)
@@ -202,6 +202,8 @@ def _cancelled(ctx: CallContext) -> tuple[int, str]:
 
 
 def _chat_done(resp: hub.ChatResponse, ctx: CallContext) -> hub.ChatResponse:
+    if ctx.otel is not None:
+        tracing.note_reply(ctx, resp)
     failed = next((c for c in resp.choices if c.finish_reason == "error"), None)
     if failed is not None:
         err = UpstreamError(failed.finish_message or MALFORMED_CALL, code="malformed_function_call")
@@ -258,6 +260,8 @@ async def forward(native: Native, identity: KeyIdentity, ctx: CallContext) -> di
 
     tokens, sig = _native_tokens(native, ctx), _native_sig(native, route)
     reply = await failover.run(route, ctx, call, tokens=tokens, signature=sig)
+    if ctx.otel is not None:
+        tracing.note_reply(ctx, reply)
     usage.record(ctx, status=200, usage=native.usage_of(reply))
     if native.probe is not None:
         _remember_origin(ctx, native.probe.signatures(reply))
@@ -340,6 +344,8 @@ HUB_PROBE = Probe(
 async def _tallied(
     ctx: CallContext, first: Any, events: AsyncIterator[Any], tally: _Tally, probe: Probe
 ) -> AsyncIterator[Any]:
+    if ctx.otel is not None:
+        probe = tracing.watching(ctx, probe)
     status, code = 200, ""
     try:
         event = first

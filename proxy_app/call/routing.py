@@ -6,6 +6,7 @@ routing costs no query on the hot path and admin edits apply within seconds in e
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -14,7 +15,7 @@ from django.conf import settings
 
 from accounts.authentication import KeyIdentity
 from gateway_site.singleflight import SingleFlight
-from proxy_app.core.errors import Forbidden, NotFound, UpstreamUnavailable
+from proxy_app.core.errors import Forbidden, InvalidRequest, NotFound, UpstreamUnavailable
 from proxy_app.models import ModelMapping, Upstream
 from proxy_app.upstreams import KINDS
 from proxy_app.upstreams.base import UpstreamConfig
@@ -166,6 +167,7 @@ async def resolve(model: str, identity: KeyIdentity) -> Route:
             raise Forbidden(f"This API key may not use the model '{model}'.")
         return _pool_route(tbl, mapping, grounding and mapping.alias != model)
     if base.startswith(GEMINI_PREFIXES):
+        _check_passed_name(base)
         if not identity.allows(model) and not identity.allows(base):
             raise Forbidden(f"This API key may not use the model '{model}'.")
         return Route((Member(_usable(tbl.default_gemini), base.removeprefix("models/")),), grounding)
@@ -186,6 +188,19 @@ def _pool_route(tbl: Table, mapping: Mapping, grounding: bool) -> Route:
             raise failure
         route = tbl.routes[(mapping.alias, grounding)] = Route(tuple(members), grounding, mapping.alias)
     return route
+
+
+# A Gemini model name the client chose goes into the upstream's URL: only what model ids are made of
+# (a control character made httpx refuse the URL, a 500; `..` would climb out of /models/).
+_MODEL_NAME = re.compile(r"[A-Za-z0-9._:@/-]+")
+
+
+def _check_passed_name(name: str) -> None:
+    if not _MODEL_NAME.fullmatch(name) or ".." in name or "//" in name:
+        raise InvalidRequest(
+            f"The model name {name!r} has characters a model name cannot have (letters, digits and ._:@/- only).",
+            param="model",
+        )
 
 
 async def visible_aliases(identity: KeyIdentity) -> list[Mapping]:

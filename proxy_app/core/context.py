@@ -38,6 +38,7 @@ class CallContext:
     attempts: int = 0  # upstream calls made (proxy_app.call.failover)
     upstream_hold: Any = None  # proxy_app.ledger.upstream_limits.Hold of the member that answered
     signed_by: str = ""  # pooled Gemini calls: the member whose thought signatures the answer carries
+    otel: Any = None  # proxy_app.ops.tracing.OpenSpan while the request's span is open (tracing on)
 
     def mark_first_token(self) -> None:
         if self.first_token_at is None:

@@ -14,6 +14,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from proxy_app.core.errors import InvalidRequest, PayloadTooLarge
+from proxy_app.dialects.validate import checked_depth
 
 
 def too_large() -> PayloadTooLarge:
@@ -46,9 +47,10 @@ def read_json(request: HttpRequest) -> object:
     if not raw.strip():
         raise InvalidRequest("Request body is empty; expected a JSON object.")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
+    return checked_depth(raw, body)
 
 
 def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:

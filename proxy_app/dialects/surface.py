@@ -33,7 +33,7 @@ from proxy_app.core.errors import (
 )
 from proxy_app.dialects.http import json_response
 from proxy_app.ledger import usage
-from proxy_app.ops import detail_log
+from proxy_app.ops import detail_log, tracing
 
 log = logging.getLogger(__name__)
 # Sent in-band to streams still open when the server stops after its grace period.
@@ -104,6 +104,8 @@ async def serve(
 ) -> HttpResponse:
     ctx = CallContext(dialect=dialect.name, endpoint=endpoint, request_id=request.headers.get("x-request-id", ""))
     ctx.client_ip = request.META.get("REMOTE_ADDR", "")  # the real client: ClientIPASGI set it
+    if tracing.on:
+        tracing.begin(ctx, request.headers)
     trace = None
     try:
         try:
@@ -128,6 +130,8 @@ async def serve(
     if ctx.admission is not None:  # OpenAI-style x-ratelimit-* headers, on answers and refusals
         for name, value in ctx.admission.headers().items():
             response[name] = value
+    if ctx.otel is not None and not ctx.streamed:  # a request that records no usage (model lists)
+        tracing.finish(ctx, status=response.status_code)
     return response
 
 

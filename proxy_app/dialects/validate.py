@@ -18,6 +18,12 @@ from typing import Any, NoReturn
 from proxy_app.core import errors
 
 INT32 = (-(2**31), 2**31 - 1)  # Gemini's seed is an int32
+# Every integer field is at most a signed 64-bit integer (what upstreams and our encoder take): a
+# larger one (from a float such as 1e30 or a long digit string) is a 400 naming the field.
+INT64 = (-(2**63), 2**63 - 1)
+# The deepest nesting a request body may have. orjson parses 1024 levels but encodes only 255, and
+# translating a body wraps its parts in a few levels more: past this the field is named in a 400.
+MAX_DEPTH = 200
 # Embedding sizes (OpenAI `dimensions`, Gemini `outputDimensionality`): real models return at most a
 # few thousand; anything past this bound is a mistake (or an attack on the upstream), answered 400.
 EMBED_DIMENSIONS = (1, 65_536)
@@ -59,8 +65,43 @@ def as_int(value: Any, param: str, lo: int | None = None, hi: int | None = None,
     # bool is an int subclass: `true` must not pass as 1.
     if isinstance(value, bool) or not isinstance(value, int):
         fail(param, f"'{param}' must be an integer")
+    if not INT64[0] <= value <= INT64[1]:
+        fail(param, f"'{param}' is out of range (a 64-bit integer at most)")
     check_range(value, param, lo, hi, echo=echo)
     return value
+
+
+def check_depth(body: Any, limit: int = MAX_DEPTH) -> None:
+    """400 naming the first value nested deeper than `limit` levels (iterative: no recursion limit)."""
+    stack: list[tuple[Any, int, tuple]] = [(body, 1, ())]
+    while stack:
+        value, depth, path = stack.pop()
+        if isinstance(value, dict):
+            items: Iterable = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            continue
+        if depth > limit:
+            shown = path_name(path[:8]) + ("..." if len(path) > 8 else "")
+            fail(shown or None, f"'{shown or 'body'}' is nested deeper than {limit} levels")
+        stack.extend((item, depth + 1, (*path, key)) for key, item in items)
+
+
+def checked_depth(raw: bytes, body: Any) -> Any:
+    """`body` (parsed from `raw`) once no value in it is nested past MAX_DEPTH. Only a body with more
+    brackets than that can be (counting bytes is C-fast; the walk is not), so most skip the walk."""
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+        check_depth(body)
+    return body
+
+
+def path_name(path: tuple) -> str:
+    """('tools', 0, 'function') -> 'tools[0].function'."""
+    text = ""
+    for step in path:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
+    return text
 
 
 def as_number(value: Any, param: str, lo: float | None = None, hi: float | None = None) -> float:

@@ -17,7 +17,7 @@ from proxy_app.core import hub
 from proxy_app.core.context import CallContext, UsageRow
 from proxy_app.core.writer import writer
 from proxy_app.ledger import pricing
-from proxy_app.ops import detail_log, observability
+from proxy_app.ops import detail_log, observability, tracing
 
 
 def record(ctx: CallContext, *, status: int, usage: hub.Usage | None = None, error_code: str | None = "") -> None:
@@ -60,6 +60,8 @@ def record(ctx: CallContext, *, status: int, usage: hub.Usage | None = None, err
         _release_soon(ctx.upstream_hold, usage.total_tokens)
     writer.submit(row)
     observability.request_finished(row, client_ip=ctx.client_ip)  # access-log line and metrics
+    if ctx.otel is not None:
+        tracing.finish(ctx, row)
 
 
 _settling: set[asyncio.Task] = set()

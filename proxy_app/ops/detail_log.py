@@ -115,6 +115,13 @@ def tracing() -> bool:
     return _current.get() is not None
 
 
+def client_body() -> Any:
+    """The client's request body as detailed logging keeps it (media stripped), or None (tracing's prompt)."""
+    trace = _current.get()
+    stage = trace.stages.get("client_request") if trace is not None else None
+    return stage["body"] if stage else None
+
+
 def upstream_request(method: str, url: str, headers: dict, body: bytes | dict | None) -> None:
     trace = _current.get()
     if trace is not None:

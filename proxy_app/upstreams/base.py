@@ -13,7 +13,7 @@ from httpx_sse import EventSource, SSEError
 from proxy_app.core import hub
 from proxy_app.core.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from proxy_app.ops import detail_log
-from proxy_app.upstreams.http import PoolFull
+from proxy_app.upstreams.http import FirstByteTimeout, PoolFull
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,8 @@ def upstream_failures(name: str) -> Iterator[None]:
             code="upstream_capacity",
             retry_after=1,
         ) from None
+    except FirstByteTimeout as exc:
+        raise UpstreamTimeout(f"upstream '{name}' did not start its answer in time ({exc})") from None
     except httpx.TimeoutException:
         raise _unreachable(UpstreamTimeout(f"upstream '{name}' did not answer in time")) from None
     except (httpx.ConnectError, httpx.PoolTimeout):

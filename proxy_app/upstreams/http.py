@@ -19,7 +19,7 @@ import weakref
 import httpx
 from django.conf import settings
 
-from proxy_app.ops import detail_log
+from proxy_app.ops import detail_log, tracing
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 _transport: httpx.AsyncBaseTransport | None = None
@@ -29,18 +29,27 @@ class PoolFull(httpx.PoolTimeout):
     """Every one of the GATEWAY_UPSTREAM_MAX_CONNECTIONS slots is in use (mapped to 503)."""
 
 
-class CappedTransport(httpx.AsyncBaseTransport):
-    """At most `cap` requests open (from send until their response body is closed)."""
+class FirstByteTimeout(httpx.ReadTimeout):
+    """The upstream's answer did not start within GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT (mapped to 504)."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, cap: int) -> None:
-        self.inner, self.cap, self.open = inner, cap, 0
+
+class CappedTransport(httpx.AsyncBaseTransport):
+    """At most `cap` requests open (from send until their response body is closed), and each one's
+    answer must start within `first_byte` seconds (the read timeout then applies between bytes)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, cap: int, first_byte: float | None = None) -> None:
+        self.inner, self.cap, self.open, self.first_byte = inner, cap, 0, first_byte
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.open >= self.cap:
             raise PoolFull(f"{self.open} upstream calls are open (GATEWAY_UPSTREAM_MAX_CONNECTIONS={self.cap})")
         self.open += 1
         try:
-            response = await self.inner.handle_async_request(request)
+            async with asyncio.timeout(self.first_byte):
+                response = await self.inner.handle_async_request(request)
+        except TimeoutError:
+            self.open -= 1
+            raise FirstByteTimeout(f"no answer within {self.first_byte:g} s", request=request) from None
         except httpx.TransportError as exc:
             self.open -= 1
             raise _remapped(exc) from exc.__cause__
@@ -127,7 +136,11 @@ def _new_client() -> httpx.AsyncClient:
         write=settings.UPSTREAM_READ_TIMEOUT,
         pool=settings.UPSTREAM_CONNECT_TIMEOUT,
     )
-    transport = CappedTransport(_transport or _network_transport(), settings.UPSTREAM_MAX_CONNECTIONS)
+    transport = CappedTransport(
+        _transport or _network_transport(), settings.UPSTREAM_MAX_CONNECTIONS, settings.UPSTREAM_FIRST_BYTE_TIMEOUT
+    )
+    if tracing.on:  # one span per upstream call, traceparent on it (decided per client, not per call)
+        transport = tracing.TracedTransport(transport)
     client = httpx.AsyncClient(
         timeout=timeout,
         transport=transport,

@@ -242,13 +242,13 @@ _get = endpoint(DIALECT, "GET", "models.get", get_model)
 
 def _routes(prefix: str) -> list:
     return [
-        re_path(rf"^{prefix}/models/(?P<tail>.+:[a-zA-Z]+)$", _methods),
+        re_path(rf"^{prefix}/models/(?P<tail>[\s\S]+:[a-zA-Z]+)$", _methods),
         path(f"{prefix}/models", _list),
         path(f"{prefix}/models/<path:model_id>", _get),
     ]
 
 
 # /v1/models/<m>:<method> is Gemini's alone; GET /v1/models[/id] is shared with OpenAI (`claims`).
-urlpatterns = [*_routes("v1beta"), re_path(r"^v1/models/(?P<tail>.+:[a-zA-Z]+)$", _methods)]
+urlpatterns = [*_routes("v1beta"), re_path(r"^v1/models/(?P<tail>[\s\S]+:[a-zA-Z]+)$", _methods)]
 shared = [path("v1/models", _list), path("v1/models/<path:model_id>", _get)]
-fallbacks = [re_path(r"^v1beta/(?P<rest>.*)$", unknown_route(DIALECT))]
+fallbacks = [re_path(r"^v1beta/(?P<rest>[\s\S]*)$", unknown_route(DIALECT))]

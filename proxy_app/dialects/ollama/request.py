@@ -50,6 +50,7 @@ from proxy_app.dialects.validate import (
     as_number,
     as_object,
     as_string,
+    checked_depth,
     fail,
     one_of,
     optional,
@@ -100,7 +101,7 @@ _ZERO_DURATION = re.compile(r"[+-]?(?:0+(?:\.0*)?(?:ns|us|µs|μs|ms|s|m|h))+")
 
 def _option_int(value: Any, param: str) -> int:
     """Ollama reads integer options from any JSON number and truncates (api/types.go FromMap)."""
-    return int(as_number(value, param))
+    return as_int(int(as_number(value, param)), param)  # 1e30 truncates to an integer past 64 bits
 
 
 def _model(body: dict[str, Any]) -> str:
@@ -120,9 +121,10 @@ def parse_body(raw: bytes) -> object:
     if not data.strip():
         fail(None, "missing request body")
     try:
-        return orjson.loads(data)
+        body = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         fail(None, f"request body is not valid JSON: {exc}")
+    return checked_depth(data, body)
 
 
 # --- images (mapping.md §9.1) ------------------------------------------------------------------

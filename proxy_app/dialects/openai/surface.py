@@ -144,4 +144,4 @@ shared = [
     path("v1/models", endpoint(DIALECT, "GET", "models.list", models)),
     path("v1/models/<path:model_id>", endpoint(DIALECT, "GET", "models.retrieve", model)),
 ]
-fallbacks = [re_path(r"^v1/(?P<rest>.*)$", unknown_route(DIALECT))]
+fallbacks = [re_path(r"^v1/(?P<rest>[\s\S]*)$", unknown_route(DIALECT))]

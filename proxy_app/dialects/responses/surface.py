@@ -151,4 +151,4 @@ urlpatterns = [
         endpoint(DIALECT, "GET", "responses.input_items", input_items),
     ),
 ]
-fallbacks = [re_path(r"^v1/responses/(?P<rest>.*)$", unknown_route(DIALECT))]
+fallbacks = [re_path(r"^v1/responses/(?P<rest>[\s\S]*)$", unknown_route(DIALECT))]

@@ -20,6 +20,7 @@ import orjson
 from proxy_app.chat.state import GENERATION_FIELDS, RESPONSE_MIME_TYPES, ChatState, NewChat, build_usage
 from proxy_app.core import hub
 from proxy_app.core.errors import GatewayError, InvalidRequest
+from proxy_app.dialects.validate import INT64
 
 # ------------------------------------------------------------------------------ reading bodies
 
@@ -77,6 +78,8 @@ def _generation_value(name: str, value: Any) -> Any:
         value = [value]
     if isinstance(value, bool) or not isinstance(value, kind):
         raise InvalidRequest(f"{param} has the wrong type.", param=param)
+    if isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+        raise InvalidRequest(f"{param} is out of range (a 64-bit integer at most).", param=param)
     if name == "stop_sequences" and not all(isinstance(s, str) for s in value):
         raise InvalidRequest(f"{param} must be a list of strings.", param=param)
     if name == "response_mime_type" and value not in RESPONSE_MIME_TYPES:

@@ -8,7 +8,7 @@ Its routes must precede the OpenAI surface's `v1/` catch-all (see SURFACES). The
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from django.urls import path
+from django.urls import path, re_path
 
 from accounts.authentication import KeyIdentity
 from proxy_app.chat import sessions
@@ -134,4 +134,4 @@ urlpatterns = [
     ),
     path("v1/sessions/<str:chat_id>/messages", endpoint(DIALECT, "POST", "sessions.message", post_message)),
 ]
-fallbacks = [path("v1/sessions/<path:rest>", unknown_route(DIALECT))]
+fallbacks = [re_path(r"^v1/sessions/(?P<rest>[\s\S]*)$", unknown_route(DIALECT))]

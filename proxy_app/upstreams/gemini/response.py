@@ -14,6 +14,7 @@ from proxy_app.core.errors import (
     GatewayError,
     InvalidRequest,
     NotFound,
+    PayloadTooLarge,
     RateLimited,
     UpstreamError,
     UpstreamTimeout,
@@ -218,8 +219,14 @@ def _mapped_error(status: int, body: object, retry_after_header: str | None) -> 
         return UpstreamUnavailable(message)
     if status == 504:
         return UpstreamTimeout(message)
-    if error is not None and status == 400 and error.get("status") != "FAILED_PRECONDITION":
-        return InvalidRequest(message)  # Google's message names the offending field
-    if error is not None and status == 404:
-        return NotFound(message, code="model_not_found")
-    return UpstreamError(message)  # 5xx, billing/region preconditions, odd bodies
+    if status == 408:
+        return UpstreamTimeout(message)
+    if status == 400 and error is not None and error.get("status") == "FAILED_PRECONDITION":
+        return UpstreamError(message)  # billing or region: the gateway's account, not the client's body
+    if status == 404:  # without Google's body: a wrong base URL (the gateway's configuration)
+        return NotFound(message, code="model_not_found") if error is not None else UpstreamError(message)
+    if status == 413:
+        return PayloadTooLarge(message)
+    if 400 <= status < 500:  # Google refused the body the client sent: the client's 4xx, not a 502
+        return InvalidRequest(message, status=400 if status == 422 else status)  # its message names the field
+    return UpstreamError(message)  # 5xx and odd statuses
