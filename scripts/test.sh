@@ -47,6 +47,16 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing Debian's nginx (for tests/test_deploy.py: nginx in front of two gateway processes)"
+    (apt-get install -y -q nginx >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q nginx >/dev/null 2>&1)) \
+      || echo "could not install nginx: the deploy test will be skipped"
+  else
+    echo "nginx not found and cannot be installed here: the deploy test will be skipped"
+  fi
+fi
+
 echo "== ruff: lint and format (configured in pyproject.toml)"
 "$BIN/ruff" check .
 "$BIN/ruff" format --check .

@@ -15,6 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import path
+from django.views.decorators.http import require_GET
 
 from proxy_app.call import pipeline
 from proxy_app.chat import sessions
@@ -68,6 +69,7 @@ async def chat(request: HttpRequest) -> HttpResponse:
     return render(request, "proxy_app/chat.html", context)
 
 
+@require_GET
 @login_required
 async def quota(request: HttpRequest) -> JsonResponse:
     user = await request.auser()
