@@ -1,10 +1,12 @@
 # One command to run the gateway (SQLite), one to run the whole test suite.
+# `make run CONFIG=config/example.toml` also applies a config file (manage.py apply_config) before serving.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 WORKERS ?= 1
+CONFIG ?=
 
 .PHONY: run serve test fuzz demo bench install install-test clean
 
@@ -28,6 +30,7 @@ run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py ensure_admin
+	$(if $(CONFIG),$(BIN)/python manage.py apply_config $(CONFIG))
 	@echo "Gateway on http://$(HOST):$(PORT)  (admin: http://$(HOST):$(PORT)/admin/)"
 	$(BIN)/python -m gateway_site.serve -b $(HOST) -p $(PORT) --workers $(WORKERS)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from auditlog.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -95,10 +96,18 @@ def revoke_key(prefix_or_name: str) -> list[ApiKey]:
     return keys
 
 
+@transaction.atomic
 def revoke_keys(keys) -> int:
-    """Revoke the keys of the queryset `keys` not revoked yet (one conditional UPDATE, so a key
-    revoked meanwhile keeps its first revocation time); return how many were revoked now."""
-    return keys.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    """Revoke the keys of the queryset `keys` not revoked yet, each with a conditional UPDATE (a key
+    revoked meanwhile keeps its first revocation time), and put each revocation in the audit log
+    (an UPDATE sends no save signal for django-auditlog to see); return how many were revoked now."""
+    now, revoked = timezone.now(), 0
+    for key in keys.filter(revoked_at__isnull=True):
+        if ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now):
+            revoked += 1
+            changes = {"revoked_at": [None, str(now)]}
+            LogEntry.objects.log_create(key, action=LogEntry.Action.UPDATE, changes=changes)
+    return revoked
 
 
 def _networks(items: list[str]) -> list[str]:

@@ -1,4 +1,5 @@
-"""The request id on every response (an ASGI wrapper), and admin-only Django middlewares.
+"""The request id on every response (an ASGI wrapper), admin-only Django middlewares, and the audit
+log's actor (the logged-in user) for admin and member-page requests.
 
 Django's built-in middlewares are sync-style `MiddlewareMixin` classes: each costs thread hops per
 request (libraries.md finding 2). The proxy routes need none of them (no sessions, cookies or
@@ -98,3 +99,25 @@ admin_only_auth = _admin_only("django.contrib.auth.middleware.AuthenticationMidd
 admin_only_messages = _admin_only("django.contrib.messages.middleware.MessageMiddleware")
 admin_only_clickjacking = _admin_only("django.middleware.clickjacking.XFrameOptionsMiddleware")
 admin_only_axes = _admin_only("axes.middleware.AxesMiddleware")
+
+
+@async_only_middleware
+def audit_actor(get_response):
+    """The audit log (django-auditlog) records the logged-in user, the client address (REMOTE_ADDR:
+    gateway_site.client_ip trusts X-Forwarded-For only from GATEWAY_TRUSTED_PROXIES; auditlog's own
+    middleware would take the header from anyone) and "admin" or "web" as the actor of every change
+    an admin or member page makes. django-auditlog's own middleware is sync and would close its
+    context before an async view ran; this one keeps it open until the response is made."""
+    from accounts.audit import request_actor
+
+    async def middleware(request):
+        if is_proxy_path(request.path):
+            return await get_response(request)
+        user = await request.auser()
+        actor = user if user.is_authenticated else None
+        source = "admin" if request.path.startswith("/admin/") else "web"
+        with request_actor(actor, request.META.get("REMOTE_ADDR"), source):
+            return await get_response(request)
+
+    markcoroutinefunction(middleware)
+    return middleware

@@ -122,9 +122,29 @@ INSTALLED_APPS = [
     "rest_framework",
     "channels",
     "axes",
+    "auditlog",
     "accounts",
     "proxy_app",
 ]
+
+# The audit log (django-auditlog): every change of these rows, by the admin, the member page or a
+# command, with who, when and each field's before → after. Secrets never reach it: a key's hash and
+# an upstream's encrypted key are recorded only as "(set)" / "(none)" (accounts.audit.hide_secret),
+# so a replaced upstream key shows as a change without either value; `last_used_at` (bumped by the
+# usage writer) and `updated_at` are left out.
+_SECRET = {"mask_callable": "accounts.audit.hide_secret"}
+AUDITLOG_INCLUDE_TRACKING_MODELS = (
+    {"model": "accounts.apikey", "exclude_fields": ["last_used_at"], "mask_fields": ["secret_hash"], **_SECRET},
+    {"model": "accounts.limits", "exclude_fields": ["updated_at"]},
+    {"model": "proxy_app.upstream", "mask_fields": ["api_key_encrypted"], **_SECRET},
+    "proxy_app.modelmapping",
+    "proxy_app.poolmember",
+    {"model": "proxy_app.modelprice", "exclude_fields": ["updated_at"]},
+    "proxy_app.logsettings",
+    {"model": "proxy_app.usagepolicy", "exclude_fields": ["updated_at"]},
+)
+AUDITLOG_STORE_JSON_CHANGES = True  # before/after keep their types (None, numbers) in `changes`
+AUDITLOG_USE_FK_STRING_REPRESENTATION = True  # a mapping's upstream by name, not by id
 
 # Proxy routes skip the admin-only middlewares entirely (no thread hops on the hot path,
 # libraries.md finding 2); see gateway_site/middleware.py.
@@ -135,6 +155,7 @@ MIDDLEWARE = [
     "gateway_site.middleware.admin_only_csrf",
     "gateway_site.middleware.admin_only_auth",
     "gateway_site.middleware.admin_only_messages",
+    "gateway_site.middleware.audit_actor",  # who made a change, for the audit log
     "gateway_site.middleware.admin_only_clickjacking",
     "gateway_site.middleware.admin_only_axes",  # last, as django-axes asks
 ]

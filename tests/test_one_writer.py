@@ -262,3 +262,21 @@ def test_command_writes_go_through_the_services(user, recorder):
     assert Limits.objects.count() == 2
     command("revoke_token", "laptop")
     assert all_from_services(recorder.take(), "accounts_apikey")
+
+
+def test_apply_config_writes_go_through_the_services(user, issue, recorder, tmp_path):
+    issue(user, name="laptop")
+    recorder.take()
+    path = tmp_path / "gw.toml"
+    path.write_text(
+        '[[keys]]\nuser = "alice"\nname = "laptop"\nmodels = ["gpt-4o"]\nrevoked = true\n\n'
+        '[[limits]]\nuser = "alice"\nrpm = 5\n\n[[limits]]\nkey = "alice/laptop"\nrpm = 2\n\n'
+        "[[limits]]\ndefault = true\ntpm = 1000\n"
+    )
+    command("apply_config", str(path))
+    assert all_from_services(recorder.take(), "accounts_apikey", "accounts_limits")
+    assert Limits.objects.count() == 3 and ApiKey.objects.get().revoked_at is not None
+    path.write_text('[[limits]]\nuser = "alice"\nrpm = 5\n')
+    command("apply_config", str(path), "--prune")  # deletes the default row (keys' limits: no [[keys]] given)
+    assert all_from_services(recorder.take(), "accounts_limits")
+    assert Limits.objects.count() == 2

@@ -1,3 +1,3 @@
 """The admin of the gateway's models and the usage dashboard; Django's autodiscovery imports this."""
 
-from proxy_app.admin import accounts, responses, site  # noqa: F401  (register every ModelAdmin, chat sessions included)
+from proxy_app.admin import accounts, audit, responses, site  # noqa: F401  (register every ModelAdmin, chat sessions included)

@@ -2,8 +2,9 @@
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from accounts.audit import AuditedCommand
 from accounts.services import KeyServiceError, get_or_create_user, issue_key
 
 
@@ -22,7 +23,7 @@ def parse_expiry(text: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Issue a personal API key to a user. The key is shown once, on the last line."
 
     def add_arguments(self, parser):

@@ -1,11 +1,12 @@
 """Revoke a key by its visible prefix or by its name."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from accounts.audit import AuditedCommand
 from accounts.services import KeyServiceError, revoke_key
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Revoke an API key by prefix (gw-xxxxxxxx) or name. It stops working within seconds."
 
     def add_arguments(self, parser):

@@ -1,11 +1,12 @@
 """Set or clear the IP allow-list of an existing API key (by prefix, or by name when unique)."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from accounts.audit import AuditedCommand
 from accounts.services import KeyServiceError, find_key, set_allowed_ips
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Replace the IPs/CIDRs an API key may be used from (--allow-ip, repeatable), or allow any (--any)."
 
     def add_arguments(self, parser):

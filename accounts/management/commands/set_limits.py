@@ -19,9 +19,10 @@ from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db.models import Q
 
+from accounts.audit import AuditedCommand
 from accounts.models import ApiKey, Limits
 from accounts.services import set_limits
 
@@ -74,7 +75,7 @@ def label(target: dict) -> str:
     return "the default (users without limits of their own)"
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Set, show or remove limits of a user, a key (--token NAME_OR_PREFIX) or the default row."
 
     def add_arguments(self, parser):

@@ -1,13 +1,14 @@
 """Add (or update) an upstream: a Gemini or OpenAI-compatible server the gateway calls."""
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.core.validators import URLValidator
 
+from accounts.audit import AuditedCommand
 from proxy_app.models import Upstream
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Add or update an upstream. The key is stored encrypted (--api-key) "
         "or read from an env variable (--api-key-env)."

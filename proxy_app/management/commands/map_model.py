@@ -4,13 +4,14 @@ Mapping the alias again with another --upstream adds a member to its pool; the s
 updates that member (its model, priority, weight).
 """
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
+from accounts.audit import AuditedCommand
 from proxy_app.models import ModelMapping, PoolMember, Upstream
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Map ALIAS to UPSTREAM_MODEL on --upstream NAME (default: the GEMINI_API_KEY upstream). Another "
         "--upstream adds a pool member; the same one again updates it."
