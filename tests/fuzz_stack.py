@@ -21,6 +21,7 @@ import httpx
 
 from tests.conftest import free_port
 from tests.test_server import ROOT, gateway_env, manage
+from tests.test_server import Gateway as ServedGateway
 
 UPSTREAM_KEY = "test-upstream-key"
 
@@ -42,26 +43,14 @@ def start_fake_gemini(*args: str) -> tuple[subprocess.Popen, str]:
             time.sleep(0.1)
 
 
-class Gateway:
-    """`python -m gateway_site.serve` on a free port; its output goes to a file (a pipe nobody reads
+class Gateway(ServedGateway):
+    """The documented launcher on a free port; its output goes to a file (a pipe nobody reads
     would fill up and stall the server under thousands of requests)."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115  (closed in stop)
-        argv = [sys.executable, "-m", "gateway_site.serve", "-b", "127.0.0.1", "-p", str(self.port)]
-        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{self.url}/health", timeout=20)
-                return
-            except httpx.TransportError:
-                assert self.proc.poll() is None, self.log()
-                assert time.monotonic() < deadline, "the gateway did not start"
-                time.sleep(0.1)
+        super().__init__(env, log=self._log)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

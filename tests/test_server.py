@@ -69,7 +69,7 @@ class Gateway:
                 httpx.get(f"{self.url}/health", timeout=20)
                 return
             except httpx.TransportError:
-                assert self.proc.poll() is None, self.proc.stdout.read() if self.proc.stdout else "see the log"
+                assert self.proc.poll() is None, self.proc.stdout.read() if log is None else Path(log.name).read_text()
                 assert time.monotonic() < deadline, "the gateway did not start"
                 time.sleep(0.1)
 
