@@ -65,3 +65,18 @@ def test_a_wrong_upstream_url_stays_a_502(gateway_url, api_key, fake_gemini):
         f"{gateway_url}/v1beta/models/gemini-2.5-flash:generateContent", json=BODY, headers={"x-goog-api-key": api_key}
     )
     assert resp.status_code == 502 and resp.json()["error"]["status"] == "UNAVAILABLE"  # Google calls 502 so
+
+
+@pytest.mark.parametrize("parts", [2, 1.5e40, "text", {"text": "hi"}])
+def test_a_pass_through_body_of_any_shape_reaches_the_upstream_not_a_500(
+    gateway_url, api_key, fake_gemini, usage_rows, parts
+):
+    """The pass-through looks into the history for thought signatures (pool affinity): odd `parts`
+    are the upstream's to refuse (the fake, like Gemini, answers 400), never a TypeError of ours."""
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}, {"role": "model", "parts": parts}]}
+    resp = httpx.post(
+        f"{gateway_url}/v1beta/models/gemini-2.5-flash:generateContent", json=body, headers={"x-goog-api-key": api_key}
+    )
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert usage_rows()[-1].status == 400

@@ -65,9 +65,9 @@ def as_int(value: Any, param: str, lo: int | None = None, hi: int | None = None,
     # bool is an int subclass: `true` must not pass as 1.
     if isinstance(value, bool) or not isinstance(value, int):
         fail(param, f"'{param}' must be an integer")
+    check_range(value, param, lo, hi, echo=echo)  # a field's own bounds say more than the 64-bit one
     if not INT64[0] <= value <= INT64[1]:
         fail(param, f"'{param}' is out of range (a 64-bit integer at most)")
-    check_range(value, param, lo, hi, echo=echo)
     return value
 
 

@@ -65,7 +65,8 @@ def _reply_signatures(obj: dict) -> list[str]:
 
 
 def _signatures(contents: list) -> list[str]:
-    parts = [p for c in contents if isinstance(c, dict) for p in (c.get("parts") or []) if isinstance(p, dict)]
+    lists = (c.get("parts") for c in contents if isinstance(c, dict))  # a pass-through body is unchecked:
+    parts = [p for found in lists if isinstance(found, list) for p in found if isinstance(p, dict)]  # any shape
     return [p["thoughtSignature"] for p in parts if isinstance(p.get("thoughtSignature"), str)]
 
 
