@@ -11,6 +11,7 @@ import pytest
 
 from proxy_app.core import errors, hub
 from proxy_app.dialects.responses.request import (
+    CallKinds,
     ResponseStreamEncoder,
     build_error,
     build_response,
@@ -294,7 +295,7 @@ def test_custom_tools_are_functions_with_one_input_string():
     (tool,) = parsed.chat.tools
     assert tool.parameters["required"] == ["input"] and tool.parameters["properties"]["input"]["type"] == "string"
     assert tool.description.startswith("Patch files.") and "start: /.+/" in tool.description
-    assert parsed.custom_tools == frozenset({"apply_patch"})
+    assert parsed.calls.custom == frozenset({"apply_patch"})
     assert parsed.chat.tool_choice == hub.ToolChoice("required", ["apply_patch"])
     history = parse_responses_request(
         {
@@ -312,7 +313,7 @@ def test_custom_tools_are_functions_with_one_input_string():
 def test_custom_tool_calls_come_back_as_custom_items():
     call = hub.ToolCall("c1", "apply_patch", {"input": "*** Begin Patch"})
     choice = hub.Choice(tool_calls=[call], finish_reason="tool_calls")
-    obj = build_response(hub.ChatResponse([choice], USAGE), "m", "r", 1, ECHO, frozenset({"apply_patch"}))
+    obj = build_response(hub.ChatResponse([choice], USAGE), "m", "r", 1, ECHO, CallKinds(frozenset({"apply_patch"})))
     item = obj["output"][0]
     assert (item["type"], item["call_id"], item["name"], item["input"]) == (
         "custom_tool_call",
@@ -320,7 +321,7 @@ def test_custom_tool_calls_come_back_as_custom_items():
         "apply_patch",
         "*** Begin Patch",
     )
-    enc = ResponseStreamEncoder("m", "r", 1, ECHO, frozenset({"apply_patch"}))
+    enc = ResponseStreamEncoder("m", "r", 1, ECHO, CallKinds(frozenset({"apply_patch"})))
     evs = events(enc.encode(hub.StreamEvent([hub.ChoiceDelta(tool_calls=[call])])) + enc.finish(USAGE))
     names = [e["type"] for e in evs]
     assert "response.custom_tool_call_input.delta" in names
@@ -362,13 +363,13 @@ def test_namespace_tools_are_declared_joined_and_their_calls_name_the_namespace(
     parsed = parse(tools=[FN, space])
     assert [t.name for t in parsed.chat.tools] == ["get_weather", "agents__get_weather"]
     assert parsed.chat.tools[1].description.startswith("(agents: Sub-agents.)")
-    assert parsed.namespaces == {"agents__get_weather": ("agents", "get_weather")}
+    assert parsed.calls.namespaces == {"agents__get_weather": ("agents", "get_weather")}
     call = hub.ToolCall("c1", "agents__get_weather", {"city": "Lima"})
     choice = hub.Choice(tool_calls=[call], finish_reason="tool_calls")
-    obj = build_response(hub.ChatResponse([choice], USAGE), "m", "r", 1, ECHO, namespaces=parsed.namespaces)
+    obj = build_response(hub.ChatResponse([choice], USAGE), "m", "r", 1, ECHO, parsed.calls)
     item = obj["output"][0]
     assert (item["type"], item["name"], item["namespace"]) == ("function_call", "get_weather", "agents")
-    enc = ResponseStreamEncoder("m", "r", 1, ECHO, namespaces=parsed.namespaces)
+    enc = ResponseStreamEncoder("m", "r", 1, ECHO, parsed.calls)
     evs = events(enc.encode(hub.StreamEvent([hub.ChoiceDelta(tool_calls=[call])])) + enc.finish(USAGE))
     done = next(e for e in evs if e["type"] == "response.output_item.done")
     assert (done["item"]["name"], done["item"]["namespace"]) == ("get_weather", "agents")
@@ -396,10 +397,13 @@ def test_client_tool_search_is_a_function_and_the_tools_it_loads_are_declared():
         "parameters": {"type": "object"},
     }
     parsed = parse(tools=[FN, search])
-    assert [t.name for t in parsed.chat.tools] == ["get_weather", "tool_search"] and parsed.search_tool == "tool_search"
+    assert [t.name for t in parsed.chat.tools] == [
+        "get_weather",
+        "tool_search",
+    ] and parsed.calls.search == "tool_search"
     call = hub.ToolCall("c1", "tool_search", {"query": "crm"})
     choice = hub.Choice(tool_calls=[call], finish_reason="tool_calls")
-    obj = build_response(hub.ChatResponse([choice], USAGE), "m", "r", 1, ECHO, search="tool_search")
+    obj = build_response(hub.ChatResponse([choice], USAGE), "m", "r", 1, ECHO, CallKinds(search="tool_search"))
     (item,) = obj["output"]
     assert {k: item[k] for k in ("type", "call_id", "arguments", "execution")} == {
         "type": "tool_search_call",
@@ -407,7 +411,7 @@ def test_client_tool_search_is_a_function_and_the_tools_it_loads_are_declared():
         "arguments": {"query": "crm"},
         "execution": "client",
     }
-    enc = ResponseStreamEncoder("m", "r", 1, ECHO, search="tool_search")
+    enc = ResponseStreamEncoder("m", "r", 1, ECHO, CallKinds(search="tool_search"))
     evs = events(enc.encode(hub.StreamEvent([hub.ChoiceDelta(tool_calls=[call])])) + enc.finish(USAGE))
     assert [e["type"] for e in evs][2:] == [
         "response.output_item.added",
@@ -426,7 +430,7 @@ def test_client_tool_search_is_a_function_and_the_tools_it_loads_are_declared():
         }
     )
     assert [t.name for t in later.chat.tools] == ["tool_search", "crm__find"]
-    assert later.namespaces == {"crm__find": ("crm", "find")}
+    assert later.calls.namespaces == {"crm__find": ("crm", "find")}
     assert later.chat.messages[0].tool_calls[0].arguments == {"query": "crm"}
     assert (later.chat.messages[1].name, later.chat.messages[1].text) == (
         "tool_search",

@@ -27,6 +27,8 @@ from typing import Any
 from proxy_app.core import hub
 from proxy_app.dialects.responses.items import TOOL_SEARCH, namespaced, parse_input
 from proxy_app.dialects.responses.response import (
+    PLAIN,
+    CallKinds,
     ResponseStreamEncoder,
     build_error,
     build_response,
@@ -84,10 +86,7 @@ class ResponsesRequest:
     store: bool = True
     previous_response_id: str | None = None
     echo: dict[str, Any] = field(default_factory=dict)  # request fields the response object repeats
-    custom_tools: frozenset[str] = frozenset()  # names of `custom` tools: their calls are custom_tool_call items
-    # Upstream function name -> (namespace, name) for the tools of `namespace` tools.
-    namespaces: dict[str, tuple[str, str]] = field(default_factory=dict)
-    search_tool: str | None = None  # TOOL_SEARCH when a client `tool_search` tool is declared
+    calls: CallKinds = PLAIN  # what the declared tools make of the model's calls in the response
 
 
 def previous_id(body: object) -> str | None:
@@ -164,9 +163,7 @@ def parse_responses_request(body: object, history: list[dict[str, Any]] | None =
         store=store is not False,
         previous_response_id=body.get("previous_response_id"),
         echo=echo,
-        custom_tools=frozenset(custom),
-        namespaces=namespaces,
-        search_tool=search,
+        calls=CallKinds(frozenset(custom), namespaces, search),
     )
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -83,23 +85,32 @@ def message_item(text: str, item_id: str | None = None, status: str = "completed
     return {"type": "message", "id": item_id or new_id("msg"), "role": "assistant", "status": status, "content": [part]}
 
 
+@dataclass(frozen=True)
+class CallKinds:
+    """What the request's tools make of the model's calls (request.py fills it in): the names of
+    `custom` tools (custom_tool_call items), upstream function name -> (namespace, name) for the
+    tools of `namespace` tools, and the function a client `tool_search` tool is declared as."""
+
+    custom: frozenset[str] = frozenset()
+    namespaces: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    search: str | None = None
+
+
+PLAIN = CallKinds()  # function tools only
+
+
 def call_item(
-    call: hub.ToolCall,
-    item_id: str | None = None,
-    status: str = "completed",
-    custom: frozenset[str] = frozenset(),
-    namespaces: dict[str, tuple[str, str]] | None = None,
-    search: str | None = None,
+    call: hub.ToolCall, item_id: str | None = None, status: str = "completed", kinds: CallKinds = PLAIN
 ) -> dict[str, Any]:
     """A function_call (or custom_tool_call) item; a call of a namespace's tool names its namespace;
-    a call of the client-executed `tool_search` tool (declared as function `search`) is a
-    tool_search_call item with `arguments` an object."""
-    space, name = (namespaces or {}).get(call.name, (None, call.name))
-    if search is not None and call.name == search:
+    a call of the client-executed `tool_search` tool is a tool_search_call item with `arguments`
+    an object."""
+    space, name = kinds.namespaces.get(call.name, (None, call.name))
+    if kinds.search is not None and call.name == kinds.search:
         item = {"type": "tool_search_call", "id": item_id or new_id("tsc"), "call_id": call.id}
         item.update(arguments=call.arguments or {}, execution="client", status=status)
         return item
-    if call.name in custom:
+    if call.name in kinds.custom:
         value = (call.arguments or {}).get("input", "")
         text = value if isinstance(value, str) else orjson.dumps(value).decode()
         item = {"type": "custom_tool_call", "id": item_id or new_id("ctc"), "call_id": call.id, "name": name}
@@ -118,9 +129,7 @@ def build_response(
     response_id: str,
     created_at: int,
     echo: dict[str, Any],
-    custom: frozenset[str] = frozenset(),
-    namespaces: dict[str, tuple[str, str]] | None = None,
-    search: str | None = None,
+    kinds: CallKinds = PLAIN,
 ) -> dict[str, Any]:
     """hub.ChatResponse -> a finished Response object."""
     choice = resp.choices[0] if resp.choices else hub.Choice(finish_reason="content_filter")
@@ -129,7 +138,7 @@ def build_response(
         output.append(reasoning_item(choice.reasoning))
     if choice.text:
         output.append(message_item(choice.text))
-    output.extend(call_item(c, custom=custom, namespaces=namespaces, search=search) for c in choice.tool_calls)
+    output.extend(call_item(c, kinds=kinds) for c in choice.tool_calls)
     return _finished(base_object(response_id, model, created_at, echo), output, choice.finish_reason, resp.usage)
 
 
@@ -154,11 +163,9 @@ class ResponseStreamEncoder:
         response_id: str,
         created_at: int,
         echo: dict[str, Any],
-        custom: frozenset[str] = frozenset(),
-        namespaces: dict[str, tuple[str, str]] | None = None,
-        search: str | None = None,
+        kinds: CallKinds = PLAIN,
     ) -> None:
-        self._custom, self._namespaces, self._search = custom, namespaces, search
+        self._kinds = kinds
         self._obj = base_object(response_id, model, created_at, echo)
         self._seq = 0
         self._started = False
@@ -244,7 +251,7 @@ class ResponseStreamEncoder:
 
     def _call(self, call: hub.ToolCall) -> list[bytes]:
         frames = self._close()
-        item = call_item(call, custom=self._custom, namespaces=self._namespaces, search=self._search)
+        item = call_item(call, kinds=self._kinds)
         index = len(self._output)
         if item["type"] == "tool_search_call":  # no argument events: added, then done
             added = {**item, "status": "in_progress"}

@@ -48,15 +48,11 @@ async def create(request: HttpRequest, identity: KeyIdentity, ctx: CallContext) 
     items = history + parsed.input_items
     if req.stream:
         events = await pipeline.run_stream(req, identity, ctx)
-        encoder = rs.ResponseStreamEncoder(
-            req.model, response_id, created, parsed.echo, parsed.custom_tools, parsed.namespaces, parsed.search_tool
-        )
+        encoder = rs.ResponseStreamEncoder(req.model, response_id, created, parsed.echo, parsed.calls)
         frames = _store_at_end(stream_frames(events, encoder), encoder, items if parsed.store else None, identity)
         return stream_response(keep_alive(frames, KEEPALIVE, KEEPALIVE_SECONDS), "text/event-stream")
     resp = await pipeline.run_chat(req, identity, ctx)
-    obj = rs.build_response(
-        resp, req.model, response_id, created, parsed.echo, parsed.custom_tools, parsed.namespaces, parsed.search_tool
-    )
+    obj = rs.build_response(resp, req.model, response_id, created, parsed.echo, parsed.calls)
     if parsed.store:
         await store.save(obj, items, identity)
     return json_response(obj)
