@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -52,3 +54,25 @@ def test_a_failing_write_is_retried_with_its_jobs_and_does_not_hold_back_the_oth
     writer.submit(File("b.json"))
     assert writer.flush(timeout=5)
     assert attempts == [[7], [7], [7]] and files == ["b.json"]
+
+
+def test_a_full_batch_is_written_without_waiting_for_the_flush_interval(settings):
+    """Jobs do not wake the writer one by one, but a full batch does: it is written at once, in
+    batches of at most USAGE_BATCH_SIZE, and jobs beyond it go in the next batch."""
+    settings.USAGE_FLUSH_SECONDS, settings.USAGE_BATCH_SIZE = 30.0, 3
+    writer, batches = Writer(), []
+    done = threading.Event()
+
+    def write(jobs):
+        batches.append([j.n for j in jobs])
+        if sum(map(len, batches)) >= 3:
+            done.set()
+
+    writer.register(Row, write)
+    writer.submit(Row(0))  # wakes the thread, which then waits up to 30 s for more
+    time.sleep(0.1)
+    for n in (1, 2, 3):
+        writer.submit(Row(n))
+    assert done.wait(5), "a full batch waited for the 30 s flush interval"
+    assert batches[0] == [0, 1, 2]
+    assert writer.flush(timeout=5) and sum(batches, []) == [0, 1, 2, 3]
