@@ -164,9 +164,14 @@ async def stream_frames(events: AsyncIterator, encoder) -> AsyncIterator[bytes]:
         if context.client_left():
             raise
         # The server is stopping (its grace period is over): say so in-band, then end the body
-        # cleanly instead of cutting it; the pipeline below has already recorded the usage row.
+        # cleanly instead of cutting it; the pipeline below records the usage row (at once, or
+        # when it is closed below if the cancellation reached this generator at a yield).
         yield encoder.error(SHUTTING_DOWN)
         return
+    finally:  # however this ends, the stream below ends now (not when it is garbage-collected)
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
     for frame in encoder.finish(final):
         yield frame
 
@@ -200,11 +205,20 @@ async def keep_alive(frames: AsyncIterator[bytes], ping: bytes, every: float) ->
         # The server is stopping: the stream below ends itself in-band (stream_frames); pass on its
         # last frame and end the body cleanly.
         finished, pending = pending, None
-        finished.cancel()
-        try:
-            last = await finished
-        except StopAsyncIteration:
-            return
+        if finished.done() and not finished.cancelled() and finished.exception() is None:
+            # The next frame was ready before the cancellation came (it was not seen below): pass
+            # the frame on, then hand the cancellation down so the stream still ends in-band.
+            yield finished.result()
+            try:
+                last = await iterator.athrow(asyncio.CancelledError())
+            except (asyncio.CancelledError, StopAsyncIteration):
+                return
+        else:
+            finished.cancel()
+            try:
+                last = await finished
+            except StopAsyncIteration:
+                return
         yield last
     finally:
         if pending is not None:
