@@ -7,7 +7,6 @@ callers keep one codec module per upstream kind.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from proxy_app.core.errors import (
@@ -34,16 +33,6 @@ from proxy_app.core.hub import (
 from proxy_app.upstreams.gemini import schema as wire
 from proxy_app.upstreams.gemini.schema import read_float, read_int, read_list, read_obj, read_str
 
-EMBED_BATCH_LIMIT = 100  # "at most 100 requests can be in one batch" (gemini.md §11)
-# Ids the gateway invents for Gemini's id-less function calls; only these are stripped on replay,
-# because real upstream ids may also start with "call_" (mapping.md §6.3).
-# Google's documented escape hatch for a Gemini 3 function call whose signature is unknown (§5.3).
-SKIP_SIGNATURE = "skip_thought_signature_validator"
-_FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_.:-]{1,64}")  # FunctionDeclaration.name (gemini.md §3.1)
-_PLACEHOLDER_TEXT = " "  # Gemini rejects "" but accepts one space (mapping.md §2.6)
-_PLAIN_PART_KEYS = {"text", "inlineData"}
-_ROLES = {"user": "user", "assistant": "model"}
-_CALLING_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 _USAGE_KEYS = [
     "promptTokenCount",
     "toolUsePromptTokenCount",
